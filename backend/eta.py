@@ -1,0 +1,70 @@
+"""Overall progress and ETA from per-stage progress, calibrated by earlier jobs on this machine."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+# Share of a job's time each stage takes when nothing has been measured yet on this machine.
+DEFAULT_WEIGHTS: dict[str, float] = {"analyze": 0.01, "keyframes": 0.30, "motion": 0.55, "assemble": 0.02,
+                                     "finish": 0.12}
+
+
+@dataclass
+class EtaEstimator:
+    """``estimates`` holds seconds per stage where an earlier job measured them (else None)."""
+
+    stages: tuple[str, ...]
+    estimates: dict[str, float | None] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    _stage_started: float = field(default_factory=time.monotonic)
+    _current: str | None = None
+    _done: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        known = {s: v for s, v in self.estimates.items() if v}
+        if len(known) == len(self.stages):
+            total = sum(known.values())
+            self.weights = {s: known[s] / total for s in self.stages}
+        else:
+            raw = {s: DEFAULT_WEIGHTS.get(s, 0.05) for s in self.stages}
+            total = sum(raw.values())
+            self.weights = {s: v / total for s, v in raw.items()}
+
+    def begin(self, stage: str) -> None:
+        if self._current is not None:
+            self._done.add(self._current)
+        self._current = stage
+        self._stage_started = time.monotonic()
+
+    def update(self, stage_fraction: float) -> tuple[float, float | None]:
+        """Overall fraction 0..1 and seconds remaining (None until there is something to go on)."""
+        now = time.monotonic()
+        done_weight = sum(self.weights[s] for s in self._done)
+        current = self._current
+        weight = self.weights.get(current, 0.0) if current else 0.0
+        overall = min(1.0, done_weight + weight * stage_fraction)
+        remaining_current = self._remaining_in_stage(current, stage_fraction, now)
+        future = [s for s in self.stages if s not in self._done and s != current]
+        elapsed = now - self.started
+        remaining_future = 0.0
+        for stage in future:
+            estimate = self.estimates.get(stage)
+            if estimate:
+                remaining_future += estimate
+            elif overall > 0.02:
+                remaining_future += elapsed / overall * self.weights[stage]
+            else:
+                return overall, None
+        if remaining_current is None:
+            return overall, None
+        return overall, max(0.0, remaining_current + remaining_future)
+
+    def _remaining_in_stage(self, stage: str | None, fraction: float, now: float) -> float | None:
+        if stage is None:
+            return 0.0
+        elapsed = now - self._stage_started
+        if fraction >= 0.05:
+            return elapsed * (1 - fraction) / fraction
+        estimate = self.estimates.get(stage)
+        return max(0.0, estimate - elapsed) if estimate else None

@@ -1,0 +1,254 @@
+"""JobSpec: everything a user asks of one video, validated before it reaches the queue.
+
+The UI, the CLI and manifests all build a JobSpec; the orchestrator refuses one that does not
+validate, with a message a user can act on (``SpecError``). The spec is stored as JSON, so every
+field is a plain value.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import unicodedata
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+MODES = ("t2v", "i2v", "extend")
+ENGINES = ("svd", "cogvideox")
+MODEL_SETS = ("default", "tiny")
+PRESET_NAMES = ("quick", "standard", "high")
+GRADES = ("none", "neutral", "cinematic", "vivid", "warm", "cool", "noir")
+INTERPOLATIONS = ("minterpolate", "blend", "none")
+ASPECT_POLICIES = ("fit", "fill")
+STABILIZERS = ("off", "vidstab", "deshake")
+ENCODERS = ("libx264", "h264_nvenc", "auto")
+
+MAX_PROMPT_CHARS = 2000
+MAX_DURATION_S = 120.0
+MAX_SEED = 2**32 - 1
+
+
+class SpecError(ValueError):
+    """A spec a user must fix; ``field`` names the offending input."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a quality preset means for the real models."""
+
+    keyframe_steps: int
+    motion_steps: int
+    keyframe_guidance: float
+    seconds_per_keyframe: float
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(keyframe_steps=20, motion_steps=15, keyframe_guidance=6.0, seconds_per_keyframe=4.0),
+    "standard": Preset(keyframe_steps=30, motion_steps=25, keyframe_guidance=7.0, seconds_per_keyframe=2.5),
+    "high": Preset(keyframe_steps=40, motion_steps=30, keyframe_guidance=7.5, seconds_per_keyframe=2.0),
+}
+
+
+@dataclass(frozen=True)
+class PostOptions:
+    """Finishing: how the assembled frames become the delivered file."""
+
+    interpolation: str = "blend"  # how frame rate is converted: minterpolate | blend | none
+    aspect: str = "fit"  # fit = pad to the output size, fill = crop to it; never stretch
+    grade: str = "neutral"
+    lut: str | None = None  # path of a validated .cube file (stored under uploads/)
+    sharpen: float = 0.5  # unsharp amount; 0 switches it off
+    stabilize: str = "off"
+    crf: int = 18
+    encoder: str = "libx264"
+
+    def validate(self) -> None:
+        _one_of("post.interpolation", self.interpolation, INTERPOLATIONS)
+        _one_of("post.aspect", self.aspect, ASPECT_POLICIES)
+        _one_of("post.grade", self.grade, GRADES)
+        _one_of("post.stabilize", self.stabilize, STABILIZERS)
+        _one_of("post.encoder", self.encoder, ENCODERS)
+        _in_range("post.sharpen", self.sharpen, 0.0, 3.0)
+        _in_range("post.crf", self.crf, 0, 51, integer=True)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    prompt: str
+    mode: str = "t2v"
+    negative_prompt: str = ""
+    preset: str = "standard"
+    duration: float = 4.0  # seconds of new video (for ``extend``: of the continuation)
+    fps: int = 24
+    width: int = 1920
+    height: int = 1080
+    seed: int | None = None  # random when unset; always recorded once submitted
+    guidance: float | None = None
+    steps: int | None = None  # overrides the preset's keyframe and motion steps
+    keyframes: int | None = None  # number of storyboard keyframes; derived from duration when unset
+    engine: str = "svd"
+    motion_strength: float = 0.5  # 0 = nearly still, 1 = lots of motion
+    image: str | None = None  # i2v: path of the (already validated) uploaded image
+    video: str | None = None  # extend: path of the (already validated) uploaded video
+    model_set: str = "default"  # "tiny" = random-weight test models, output is noise
+    post: PostOptions = field(default_factory=PostOptions)
+
+    # --- derived values -------------------------------------------------------------
+    @property
+    def total_frames(self) -> int:
+        return max(1, round(self.duration * self.fps))
+
+    @property
+    def preset_values(self) -> Preset:
+        return PRESETS[self.preset]
+
+    def keyframe_count(self) -> int:
+        if self.keyframes is not None:
+            return self.keyframes
+        per = self.preset_values.seconds_per_keyframe
+        return int(min(8, max(2, round(self.duration / per) + 1)))
+
+    def with_seed(self) -> "JobSpec":
+        """The same spec with a concrete seed (drawn now if the user left it random)."""
+        return self if self.seed is not None else replace(self, seed=secrets.randbelow(MAX_SEED + 1))
+
+    # --- validation -----------------------------------------------------------------
+    def validate(self) -> "JobSpec":
+        """Raise SpecError for the first problem found; return a normalised copy otherwise."""
+        _one_of("mode", self.mode, MODES)
+        _one_of("preset", self.preset, PRESET_NAMES)
+        _one_of("engine", self.engine, ENGINES)
+        _one_of("model_set", self.model_set, MODEL_SETS)
+        prompt = clean_text("prompt", self.prompt, required=True)
+        negative = clean_text("negative_prompt", self.negative_prompt, required=False)
+        _in_range("duration", self.duration, 0.5, MAX_DURATION_S, unit="seconds")
+        _in_range("fps", self.fps, 4, 60, integer=True)
+        _in_range("width", self.width, 128, 3840, integer=True)
+        _in_range("height", self.height, 128, 2160, integer=True)
+        if self.width % 2 or self.height % 2:
+            raise SpecError("width", "Width and height must be even numbers (H.264 needs it).")
+        if self.seed is not None:
+            _in_range("seed", self.seed, 0, MAX_SEED, integer=True)
+        if self.guidance is not None:
+            _in_range("guidance", self.guidance, 0.0, 30.0)
+        if self.steps is not None:
+            _in_range("steps", self.steps, 1, 150, integer=True)
+        if self.keyframes is not None:
+            _in_range("keyframes", self.keyframes, 1, 16, integer=True)
+        _in_range("motion_strength", self.motion_strength, 0.0, 1.0)
+        if self.mode == "i2v" and not self.image:
+            raise SpecError("image", "Image-to-video needs an image: upload one or pass --image.")
+        if self.mode == "extend" and not self.video:
+            raise SpecError("video", "Extending a video needs a video: upload one or pass --video.")
+        if not isinstance(self.post, PostOptions):
+            raise SpecError("post", "Finishing options are malformed.")
+        self.post.validate()
+        return replace(self, prompt=prompt, negative_prompt=negative)
+
+    # --- (de)serialisation ----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "JobSpec":
+        """Build from JSON-like data; unknown keys and wrong types are SpecErrors, not crashes."""
+        if not isinstance(data, dict):
+            raise SpecError("spec", "A job spec must be a JSON object.")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise SpecError(unknown[0], f"Unknown setting(s): {', '.join(map(str, unknown))}.")
+        if "prompt" not in data:
+            raise SpecError("prompt", "A prompt is required.")
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name == "post":
+                values[name] = _post_from_dict(value)
+            else:
+                values[name] = _coerce(name, value, _DEFAULTS[name])
+        return cls(**values)
+
+
+def _post_from_dict(data: Any) -> PostOptions:
+    if data is None:
+        return PostOptions()
+    if not isinstance(data, dict):
+        raise SpecError("post", "Finishing options must be a JSON object.")
+    known = {f.name for f in fields(PostOptions)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"post.{unknown[0]}", f"Unknown finishing setting(s): {', '.join(unknown)}.")
+    defaults = PostOptions()
+    return PostOptions(**{k: _coerce(f"post.{k}", v, getattr(defaults, k)) for k, v in data.items()})
+
+
+# Default of each field, used to know what type a JSON value must have.
+_DEFAULTS: dict[str, Any] = {
+    "prompt": "", "mode": "t2v", "negative_prompt": "", "preset": "standard", "duration": 4.0,
+    "fps": 24, "width": 1920, "height": 1080, "seed": 0, "guidance": 0.0, "steps": 0,
+    "keyframes": 0, "engine": "svd", "motion_strength": 0.5, "image": "", "video": "",
+    "model_set": "default",
+}
+_OPTIONAL = {"seed", "guidance", "steps", "keyframes", "image", "video", "lut"}
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Accept a JSON value of the right kind (ints for floats are fine; bools are not numbers)."""
+    short = name.split(".")[-1]
+    if value is None and short in _OPTIONAL:
+        return None
+    if isinstance(default, str) or default is None:
+        if isinstance(value, str):
+            return value
+        raise SpecError(name, f"'{name}' must be text.")
+    if isinstance(value, bool):
+        raise SpecError(name, f"'{name}' must be a number.")
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise SpecError(name, f"'{name}' must be a whole number.")
+    if isinstance(default, float):
+        if isinstance(value, (int, float)):
+            return float(value)
+        raise SpecError(name, f"'{name}' must be a number.")
+    raise SpecError(name, f"'{name}' has an unsupported value.")  # pragma: no cover - defensive
+
+
+def clean_text(name: str, text: Any, *, required: bool) -> str:
+    """Normalise a prompt; refuse control characters rather than silently dropping them."""
+    if not isinstance(text, str):
+        raise SpecError(name, f"The {name.replace('_', ' ')} must be text.")
+    text = unicodedata.normalize("NFC", text).strip()
+    if required and not text:
+        raise SpecError(name, "Please describe the video: the prompt is empty.")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise SpecError(
+            name, f"The {name.replace('_', ' ')} is {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}."
+        )
+    bad = [c for c in text if unicodedata.category(c) == "Cc" and c not in "\n\t"]
+    if bad:
+        raise SpecError(name, f"The {name.replace('_', ' ')} contains control characters (e.g. {ord(bad[0]):#04x}).")
+    return text
+
+
+def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SpecError(name, f"'{value}' is not a valid {name}; choose one of: {', '.join(allowed)}.")
+
+
+def _in_range(name: str, value: Any, low: float, high: float, *, integer: bool = False, unit: str = "") -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise SpecError(name, f"'{name}' must be a {'whole number' if integer else 'number'}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(name, f"'{name}' must be a finite number.")
+    if not low <= value <= high:
+        suffix = f" {unit}" if unit else ""
+        raise SpecError(name, f"'{name}' must be between {low:g} and {high:g}{suffix}; got {value:g}.")

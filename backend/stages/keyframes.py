@@ -1,0 +1,123 @@
+"""Keyframes: a short SDXL storyboard across the video's duration.
+
+Keyframe 0 comes from text (``StableDiffusionXLPipeline``) or is the user's image / the last frame
+of the video being extended; each later keyframe is img2img from the previous one with a prompt
+that moves the scene forward, so the storyboard stays coherent. Keyframes already on disk are kept,
+which is what makes a retry after an out-of-memory step-down (or a resume) cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from backend.context import StageContext
+from backend.imaging import fit_fill
+from backend.memory.plans import MemoryPlan, Workload
+from backend.models.registry import ModelRef, model_for
+from backend.prompting import PromptAnalysis, keyframe_prompt
+from backend.seeds import derive_seed, torch_generator
+
+log = logging.getLogger(__name__)
+
+IMG2IMG_STRENGTH = 0.55  # enough change to move the scene on, little enough to keep subject and palette
+TINY_STEPS = 2  # the tiny test models produce noise anyway; keep test jobs fast
+
+# SDXL's trained resolutions (width, height); keyframes use the one closest to the motion aspect.
+SDXL_BUCKETS = ((1024, 1024), (1152, 896), (1216, 832), (1344, 768), (1536, 640),
+                (896, 1152), (832, 1216), (768, 1344), (640, 1536))
+
+
+@dataclass(frozen=True)
+class KeyframeResult:
+    paths: list[Path]
+    prompts: list[str]
+    seeds: list[int | None]  # None where the keyframe is the user's own image
+    size: tuple[int, int]
+    model: str
+    steps: int
+    guidance: float
+
+
+def keyframe_size(ref: ModelRef, motion_aspect: float) -> tuple[int, int]:
+    if ref.is_tiny:
+        return ref.width, ref.height
+    return min(SDXL_BUCKETS, key=lambda wh: abs(wh[0] / wh[1] - motion_aspect))
+
+
+def run(ctx: StageContext, analysis: PromptAnalysis, *, count: int, motion_aspect: float,
+        start_image: Image.Image | None = None) -> KeyframeResult:
+    spec = ctx.spec
+    # 1. Inputs and settings.
+    ref = model_for(spec.model_set, "keyframes")
+    width, height = keyframe_size(ref, motion_aspect)
+    steps = spec.steps or (TINY_STEPS if ref.is_tiny else spec.preset_values.keyframe_steps)
+    guidance = spec.guidance if spec.guidance is not None else spec.preset_values.keyframe_guidance
+    folder = ctx.workdir / "keyframes"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"keyframe_{i:03d}.png" for i in range(count)]
+    prompts = [keyframe_prompt(analysis, i, count) for i in range(count)]
+    seeds: list[int | None] = [derive_seed(spec.seed, "keyframe", i) for i in range(count)]
+    ctx.record.update(model=ref.key, size=[width, height], steps=steps, guidance=guidance,
+                      img2img_strength=IMG2IMG_STRENGTH, prompts=prompts)
+
+    # 2. The user's own first frame, if any, is keyframe 0 as given (cropped to the aspect, never stretched).
+    if start_image is not None and not paths[0].exists():
+        fit_fill(start_image, (width, height)).save(paths[0])
+    if start_image is not None:
+        seeds[0] = None
+    ctx.record["seeds"] = seeds
+
+    # 3. Generate what is missing, under the memory manager (which steps down on OOM and re-calls us).
+    def generate(pipe: Any, plan: MemoryPlan) -> None:
+        ctx.record["memory_plan"] = plan.to_dict()
+        for index in range(count):
+            if paths[index].exists():
+                ctx.report((index + 1) / count, f"keyframe {index + 1}/{count} (kept)", preview=paths[index])
+                continue
+            ctx.check_cancelled()
+            image = _one_keyframe(ctx, pipe, index, count, prompts[index], analysis.negative_prompt, seeds[index],
+                                  paths, width, height, steps, guidance)
+            _save_atomic(image, paths[index])
+            ctx.report((index + 1) / count, f"keyframe {index + 1}/{count}", preview=paths[index])
+
+    if not all(p.exists() for p in paths):
+        ctx.memory.run(ref, generate, steps=ctx.record.setdefault("step_downs", []),
+                       workload=Workload(width, height, 1, 2))
+    return KeyframeResult(paths, prompts, seeds, (width, height), ref.key, steps, guidance)
+
+
+def _one_keyframe(ctx: StageContext, pipe: Any, index: int, count: int, prompt: str, negative: str,
+                  seed: int | None, paths: list[Path], width: int, height: int, steps: int,
+                  guidance: float) -> Image.Image:
+    callback = ctx.step_callback(steps, start=index / count, span=1 / count, label=f"keyframe {index + 1}/{count}")
+    common = dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance,
+                  generator=torch_generator(seed), callback_on_step_end=callback, output_type="pil")
+    try:
+        if index == 0:
+            result = pipe(width=width, height=height, num_inference_steps=steps, **common)
+        else:
+            from diffusers import StableDiffusionXLImg2ImgPipeline
+
+            img2img = StableDiffusionXLImg2ImgPipeline.from_pipe(pipe)
+            with Image.open(paths[index - 1]) as previous:
+                start = previous.convert("RGB")
+            # img2img runs strength × steps denoising steps; report against that many.
+            effective = max(1, int(steps * IMG2IMG_STRENGTH))
+            common["callback_on_step_end"] = ctx.step_callback(
+                effective, start=index / count, span=1 / count, label=f"keyframe {index + 1}/{count}")
+            result = img2img(image=start, strength=IMG2IMG_STRENGTH, num_inference_steps=steps, **common)
+    finally:
+        pipe.maybe_free_model_hooks()
+    return result.images[0]
+
+
+def _save_atomic(image: Image.Image, path: Path) -> None:
+    """Write beside the target and rename, so a crash never leaves a half-written keyframe."""
+    tmp = path.with_suffix(".tmp.png")
+    image.save(tmp)
+    tmp.replace(path)

@@ -1,0 +1,152 @@
+"""Motion: animate from each keyframe toward the next with an image-to-video engine.
+
+The video is split into segments, one per keyframe gap. A segment longer than the engine's native
+length is generated as chunks, each conditioned on the previous chunk's last frame (progressive
+long video). Image-to-video engines cannot be told where to end, so the tail of each segment is
+crossfaded toward the next keyframe: the join into the next segment does not jump.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from backend.clip import Clip, save_frames
+from backend.context import StageContext
+from backend.imaging import crossfade, fit_fill
+from backend.memory.plans import MemoryPlan, Workload
+from backend.models.registry import ModelRef, model_for
+from backend.prompting import PromptAnalysis
+from backend.seeds import derive_seed, torch_generator
+from backend.stages.motion_engines import ENGINES, ChunkRequest
+
+log = logging.getLogger(__name__)
+
+TINY_STEPS = 2
+TAIL_FRACTION = 0.25  # share of each segment blended toward the next keyframe
+DONE_MARKER = "segment.json"
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    index: int
+    frames: int  # frames this segment contributes to the video
+    start_keyframe: Path
+    next_keyframe: Path | None
+
+
+@dataclass(frozen=True)
+class MotionResult:
+    segments: list[Clip]
+    fps: int
+    size: tuple[int, int]
+    model: str
+    engine: str
+
+
+def engine_ref(spec_model_set: str, engine: str) -> ModelRef:
+    return model_for(spec_model_set, engine)
+
+
+def plan_segments(keyframes: list[Path], total_frames: int) -> list[SegmentPlan]:
+    """Split ``total_frames`` over the keyframe gaps (one segment when there is one keyframe)."""
+    count = max(1, len(keyframes) - 1)
+    bounds = [round(i * total_frames / count) for i in range(count + 1)]
+    return [
+        SegmentPlan(i, bounds[i + 1] - bounds[i], keyframes[i], keyframes[i + 1] if i + 1 < len(keyframes) else None)
+        for i in range(count)
+    ]
+
+
+def run(ctx: StageContext, analysis: PromptAnalysis, keyframes: list[Path], *, frames_needed: int) -> MotionResult:
+    spec = ctx.spec
+    # 1. Engine, model and settings.
+    engine = ENGINES[spec.engine]
+    ref = engine_ref(spec.model_set, spec.engine)
+    steps = spec.steps or (TINY_STEPS if ref.is_tiny else spec.preset_values.motion_steps)
+    size = (ref.width, ref.height)
+    segments = plan_segments(keyframes, frames_needed)
+    root = ctx.workdir / "segments"
+    ctx.record.update(model=ref.key, engine=engine.name, fps=ref.fps, size=list(size), steps=steps,
+                      join=f"crossfade of the last {TAIL_FRACTION:.0%} of each segment toward the next keyframe",
+                      segments=[{"frames": s.frames} for s in segments])
+
+    # 2. Generate what is missing; the memory manager re-calls this after an OOM step-down.
+    def generate(pipe: Any, plan: MemoryPlan) -> None:
+        ctx.record["memory_plan"] = plan.to_dict()
+        for segment in segments:
+            folder = root / f"segment_{segment.index:03d}"
+            if (folder / DONE_MARKER).exists():
+                continue
+            _generate_segment(ctx, engine, ref, pipe, plan, segment, folder, steps, analysis, len(segments))
+
+    done = all((root / f"segment_{s.index:03d}" / DONE_MARKER).exists() for s in segments)
+    if not done:
+        ctx.memory.run(ref, generate, steps=ctx.record.setdefault("step_downs", []),
+                       workload=Workload(size[0], size[1], engine.frames_to_generate(ref, ref.frames), 2))
+    clips = [Clip.from_folder(root / f"segment_{s.index:03d}", ref.fps) for s in segments]
+    ctx.record["segment_seeds"] = [json.loads((root / f"segment_{s.index:03d}" / DONE_MARKER).read_text())["seeds"]
+                                   for s in segments]
+    return MotionResult(clips, ref.fps, size, ref.key, engine.name)
+
+
+def _generate_segment(ctx: StageContext, engine: Any, ref: ModelRef, pipe: Any, plan: MemoryPlan,
+                      segment: SegmentPlan, folder: Path, steps: int, analysis: PromptAnalysis,
+                      segment_count: int) -> None:
+    size = (ref.width, ref.height)
+    with Image.open(segment.start_keyframe) as start:
+        condition = fit_fill(start, size)
+    frames: list[Image.Image] = []
+    seeds: list[int] = []
+    chunk = 0
+    # Chunks: each continues from the last frame so far; drop its first frame (it repeats that frame).
+    while len(frames) < segment.frames:
+        ctx.check_cancelled()
+        wanted = segment.frames - len(frames) + (1 if frames else 0)
+        seed = derive_seed(ctx.spec.seed, "motion", segment.index, chunk)
+        request = ChunkRequest(condition, wanted, steps, seed, analysis.enhanced_prompt, analysis.negative_prompt,
+                               ctx.spec.motion_strength)
+        span = 1 / segment_count
+        callback = ctx.step_callback(steps, start=segment.index * span, span=span,
+                                     label=f"segment {segment.index + 1}/{segment_count}, chunk {chunk + 1}")
+        try:
+            produced = engine.generate(pipe, ref, request, plan, callback, torch_generator(seed))
+        finally:
+            pipe.maybe_free_model_hooks()
+        produced = [f.convert("RGB").resize(size, Image.Resampling.LANCZOS) if f.size != size else f.convert("RGB")
+                    for f in produced]
+        frames.extend(produced[1:] if frames else produced)
+        condition = frames[-1]
+        seeds.append(seed)
+        chunk += 1
+    frames = frames[: segment.frames]
+    arrays = [np.asarray(f) for f in frames]
+    if segment.next_keyframe is not None:
+        with Image.open(segment.next_keyframe) as target_image:
+            target = np.asarray(fit_fill(target_image, size))
+        arrays = blend_tail(arrays, target)
+    # Write into a temp folder and rename: a segment folder exists only when complete.
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_frames(arrays, tmp)
+    (tmp / DONE_MARKER).write_text(json.dumps({"frames": len(arrays), "seeds": seeds, "chunks": chunk}))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    ctx.report((segment.index + 1) / segment_count, f"segment {segment.index + 1}/{segment_count} done")
+
+
+def blend_tail(frames: list[np.ndarray], target: np.ndarray) -> list[np.ndarray]:
+    """Crossfade the last part of ``frames`` toward ``target`` (the next keyframe), ramping up."""
+    tail = max(1, int(round(len(frames) * TAIL_FRACTION)))
+    out = list(frames[: len(frames) - tail])
+    for j, frame in enumerate(frames[len(frames) - tail:]):
+        # Reaches (tail)/(tail+1) on the last frame; the next segment starts at the keyframe itself.
+        out.append(crossfade(frame, target, (j + 1) / (tail + 1)))
+    return out

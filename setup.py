@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Installer for the studio, and (with arguments) an ordinary setuptools script.
+
+``python3 setup.py`` with no arguments is what ``./launch.sh`` runs: it creates ``.venv``, installs
+the pinned requirements (only when they changed since the last install), creates the runtime
+folders, checks ffmpeg and the GPU, and prints a summary. It is safe to run again and again.
+
+With any arguments (``pip install -e .`` runs it that way) it is a plain setuptools ``setup()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".studio-installed.json"
+RUNTIME_FOLDERS = ("models", "outputs", "temp", "uploads")
+MIN_PYTHON = (3, 10)
+
+PROBE = r"""
+import json, shutil
+out = {}
+try:
+    import imageio_ffmpeg, subprocess
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    enc = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    out["ffmpeg"] = {"path": exe, "libx264": "libx264" in enc, "h264_nvenc": "h264_nvenc" in enc}
+except Exception as exc:  # report, never crash the installer
+    out["ffmpeg"] = {"error": str(exc)}
+try:
+    import pynvml
+    pynvml.nvmlInit()
+    h = pynvml.nvmlDeviceGetHandleByIndex(0)
+    name = pynvml.nvmlDeviceGetName(h)
+    out["gpu"] = {"name": name if isinstance(name, str) else name.decode(),
+                  "vram_gb": round(pynvml.nvmlDeviceGetMemoryInfo(h).total / 1024**3, 1)}
+    pynvml.nvmlShutdown()
+except Exception as exc:
+    out["gpu"] = {"error": type(exc).__name__}
+import torch
+out["torch"] = {"version": torch.__version__, "cuda": torch.cuda.is_available()}
+print(json.dumps(out))
+"""
+
+
+def venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def requirement_files(with_test_tools: bool) -> list[Path]:
+    files = [ROOT / "requirements.txt"]
+    if with_test_tools:
+        files.append(ROOT / "requirements-test.txt")
+    return files
+
+
+def requirements_digest(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    if venv_python().exists():
+        return
+    print(f"• creating the virtual environment in {VENV.relative_to(ROOT)}/")
+    venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
+
+
+def install_requirements(with_test_tools: bool) -> bool:
+    """Install pinned requirements if they changed since the last successful install."""
+    files = requirement_files(with_test_tools)
+    wanted = requirements_digest(files)
+    installed = json.loads(STAMP.read_text()) if STAMP.exists() else {}
+    if installed.get("digest") == wanted:
+        print("• requirements already installed (unchanged since the last install)")
+        return False
+    print("• installing pinned requirements (first run takes a few minutes)…")
+    command = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    for path in files:
+        command += ["-r", str(path)]
+    subprocess.run(command, check=True)
+    STAMP.write_text(json.dumps({"digest": wanted, "files": [p.name for p in files]}))
+    return True
+
+
+def ensure_runtime_folders() -> None:
+    for name in RUNTIME_FOLDERS:
+        (ROOT / name).mkdir(exist_ok=True)
+
+
+def probe() -> dict:
+    result = subprocess.run([str(venv_python()), "-c", PROBE], capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"error": (result.stderr.strip().splitlines() or ["probe failed"])[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summary(found: dict) -> None:
+    print("• summary:")
+    if "error" in found:
+        print(f"    could not inspect the environment: {found['error']}")
+        return
+    ffmpeg = found.get("ffmpeg", {})
+    if "error" in ffmpeg:
+        print(f"    ffmpeg: MISSING ({ffmpeg['error']})")
+    else:
+        print(f"    ffmpeg: bundled, libx264 {'yes' if ffmpeg['libx264'] else 'NO'},"
+              f" NVENC {'listed' if ffmpeg['h264_nvenc'] else 'no'}")
+    gpu = found.get("gpu", {})
+    if "name" in gpu:
+        print(f"    GPU: {gpu['name']} ({gpu['vram_gb']} GB)")
+    else:
+        print("    GPU: none found — the studio runs on the CPU (slow; fine for the test models)")
+    torch_info = found.get("torch", {})
+    print(f"    torch {torch_info.get('version')}, CUDA {'available' if torch_info.get('cuda') else 'not available'}")
+    print("    run `./launch.sh doctor` for a full check")
+
+
+def install(argv: list[str]) -> int:
+    if sys.version_info < MIN_PYTHON:
+        print(f"Python {'.'.join(map(str, MIN_PYTHON))}+ is required (this is {sys.version.split()[0]}).")
+        return 1
+    with_test_tools = "--with-test-tools" in argv
+    quiet = "--quiet" in argv
+    try:
+        ensure_venv()
+        install_requirements(with_test_tools)
+    except subprocess.CalledProcessError as exc:
+        print(f"Installing the requirements failed (exit {exc.returncode}). Check your network and disk space,"
+              " then run ./launch.sh again; the install resumes where it stopped.")
+        return 1
+    ensure_runtime_folders()
+    if not quiet:
+        summary(probe())
+    return 0
+
+
+def setuptools_setup() -> None:
+    from setuptools import find_packages, setup
+
+    requirements = [
+        line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    setup(
+        name="local-video-studio",
+        version="0.1.0",
+        description="Local AI video studio: prompt → keyframes → motion → finished MP4 on your own GPU",
+        packages=find_packages(include=["backend", "backend.*"]),
+        py_modules=["app", "test_system"],
+        install_requires=requirements,
+        python_requires=">=3.10",
+    )
+
+
+if __name__ == "__main__" and (len(sys.argv) == 1 or all(a.startswith("--") and a in (
+        "--with-test-tools", "--quiet") for a in sys.argv[1:])):
+    sys.exit(install(sys.argv[1:]))
+else:
+    os.chdir(ROOT)
+    setuptools_setup()
