@@ -40,7 +40,6 @@ def ffmpeg_exe() -> str:
 
 _STREAM = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"([\d.]+) fps")
-_COMMENT = re.compile(r"^\s*comment\s*:\s?(.*)$", re.MULTILINE)
 
 
 def probe_video(path: Path) -> VideoInfo:
@@ -64,7 +63,6 @@ def probe_video(path: Path) -> VideoInfo:
         raise VideoProbeError(f"ffmpeg could not decode the video ({exc}).") from exc
     if frames <= 0:
         raise VideoProbeError("The video has no frames.")
-    comment = _COMMENT.search(header)
     return VideoInfo(
         frames=frames,
         fps=float(fps_match.group(1)) if fps_match else 0.0,
@@ -72,8 +70,23 @@ def probe_video(path: Path) -> VideoInfo:
         height=int(stream.group(3)),
         codec=stream.group(1),
         duration=float(seconds),
-        comment=comment.group(1).strip() if comment else "",
+        comment=read_metadata(path).get("comment", ""),
     )
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """Container tags in full (the ``-i`` banner truncates long values such as our JSON comment)."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-f", "ffmetadata", "-"],
+        capture_output=True, text=True, errors="replace", timeout=60,
+    )
+    tags: dict[str, str] = {}
+    for line in result.stdout.splitlines()[1:]:
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith((";", "[")):
+            # ffmetadata escapes '=', ';', '#', '\\' and newlines with a backslash.
+            tags[key.lower()] = re.sub(r"\\(.)", r"\1", value)
+    return tags
 
 
 def iter_frames(path: Path) -> Iterator[np.ndarray]:
@@ -97,3 +110,42 @@ def last_frame(path: Path) -> np.ndarray:
     if frame is None:
         raise VideoProbeError("The video has no frames.")
     return frame.copy()
+
+
+_ANY_STREAM = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{1,5})x(\d{1,5})")
+_PACKETS = re.compile(r"^frame=(\d+)\s*$", re.MULTILINE)
+
+
+def probe_video_fast(path: Path) -> VideoInfo:
+    """Like ``probe_video`` but counts packets instead of decoding: seconds saved on long 1080p files.
+
+    The stream is copied to the null muxer, so the count is of coded frames in the container (one
+    per frame for H.264/MPEG-4/GIF). Used to verify freshly written outputs, where decoding the
+    whole file again would cost a large share of the encode time.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise VideoProbeError("The video file is empty or missing.")
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+         "-f", "null", "-", "-progress", "pipe:1"],
+        capture_output=True, text=True, errors="replace", timeout=120,
+    )
+    stream = _ANY_STREAM.search(result.stderr)
+    counts = _PACKETS.findall(result.stdout)
+    if result.returncode != 0 or stream is None or not counts:
+        raise VideoProbeError("The file has no video stream that ffmpeg can read.")
+    frames = int(counts[-1])
+    if frames <= 0:
+        raise VideoProbeError("The video has no frames.")
+    fps_match = _FPS.search(result.stderr[stream.start():])
+    fps = float(fps_match.group(1)) if fps_match else 0.0
+    return VideoInfo(
+        frames=frames,
+        fps=fps,
+        width=int(stream.group(2)),
+        height=int(stream.group(3)),
+        codec=stream.group(1),
+        duration=frames / fps if fps else 0.0,
+        comment=read_metadata(path).get("comment", ""),
+    )

@@ -1,0 +1,1 @@
+"""Model registry, downloads, loading, and the tiny random-weight test set (output is noise)."""
