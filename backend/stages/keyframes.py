@@ -18,7 +18,7 @@ from PIL import Image
 from backend.context import StageContext
 from backend.imaging import fit_fill
 from backend.memory.plans import MemoryPlan, Workload
-from backend.models.registry import ModelRef, model_for
+from backend.models.registry import ModelRef, keyframe_model_for
 from backend.prompting import PromptAnalysis, keyframe_prompt
 from backend.seeds import derive_seed, torch_generator
 
@@ -41,22 +41,41 @@ class KeyframeResult:
     model: str
     steps: int
     guidance: float
+    note: str = ""
+
+    @classmethod
+    def skipped(cls, why: str) -> "KeyframeResult":
+        return cls([], [], [], (0, 0), "none", 0, 0.0, note=f"no keyframes: {why}")
 
 
 def keyframe_size(ref: ModelRef, motion_aspect: float) -> tuple[int, int]:
+    """SDXL's trained size closest to the motion aspect, scaled for models trained smaller (Turbo: 512²)."""
     if ref.is_tiny:
         return ref.width, ref.height
-    return min(SDXL_BUCKETS, key=lambda wh: abs(wh[0] / wh[1] - motion_aspect))
+    width, height = min(SDXL_BUCKETS, key=lambda wh: abs(wh[0] / wh[1] - motion_aspect))
+    scale = min(1.0, (ref.width * ref.height / (1024 * 1024)) ** 0.5)
+    return _multiple_of_64(width * scale), _multiple_of_64(height * scale)
+
+
+def _multiple_of_64(value: float) -> int:
+    return max(64, int(round(value / 64)) * 64)
 
 
 def run(ctx: StageContext, analysis: PromptAnalysis, *, count: int, motion_aspect: float,
         start_image: Image.Image | None = None) -> KeyframeResult:
     spec = ctx.spec
     # 1. Inputs and settings.
-    ref = model_for(spec.model_set, "keyframes")
+    ref = keyframe_model_for(spec.model_set, spec.preset)
     width, height = keyframe_size(ref, motion_aspect)
-    steps = spec.steps or (TINY_STEPS if ref.is_tiny else spec.preset_values.keyframe_steps)
-    guidance = spec.guidance if spec.guidance is not None else spec.preset_values.keyframe_guidance
+    plan = ctx.memory.plan(ref, Workload(width, height, 1, 2 if ref.cfg else 1))
+    if plan.capped:  # even the lowest memory level cannot fit the full size: the planner said how far to go
+        width, height = plan.cap_width or width, plan.cap_height or height
+        ctx.record["capped"] = {"width": width, "height": height}
+    steps = spec.steps or (TINY_STEPS if ref.is_tiny else ref.default_steps or spec.preset_values.keyframe_steps)
+    if spec.guidance is not None:
+        guidance = spec.guidance
+    else:  # distilled models (SDXL-Turbo) are made to run without classifier-free guidance
+        guidance = spec.preset_values.keyframe_guidance if ref.cfg else 0.0
     folder = ctx.workdir / "keyframes"
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"keyframe_{i:03d}.png" for i in range(count)]
@@ -86,8 +105,7 @@ def run(ctx: StageContext, analysis: PromptAnalysis, *, count: int, motion_aspec
             ctx.report((index + 1) / count, f"keyframe {index + 1}/{count}", preview=paths[index])
 
     if not all(p.exists() for p in paths):
-        ctx.memory.run(ref, generate, steps=ctx.record.setdefault("step_downs", []),
-                       workload=Workload(width, height, 1, 2))
+        ctx.memory.run(ref, generate, steps=ctx.record.setdefault("step_downs", []), plan=plan)
     return KeyframeResult(paths, prompts, seeds, (width, height), ref.key, steps, guidance)
 
 

@@ -22,10 +22,11 @@ from backend.clip import Clip, save_frames
 from backend.context import StageContext
 from backend.imaging import crossfade, fit_fill
 from backend.memory.plans import MemoryPlan, Workload
+from backend.memory.preflight import motion_model
 from backend.models.registry import ModelRef, model_for
 from backend.prompting import PromptAnalysis
 from backend.seeds import derive_seed, torch_generator
-from backend.stages.motion_engines import ENGINES, ChunkRequest
+from backend.stages.motion_engines import ChunkRequest, MotionEngine, engine_for
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,30 @@ class MotionResult:
 
 
 def engine_ref(spec_model_set: str, engine: str) -> ModelRef:
+    """The model of the engine the user asked for (before any low-memory substitution)."""
     return model_for(spec_model_set, engine)
+
+
+@dataclass(frozen=True)
+class MotionChoice:
+    """Which motion model runs, with which plan, at what size, and why if it is not the one asked for."""
+
+    ref: ModelRef
+    plan: MemoryPlan
+    size: tuple[int, int]
+    max_frames: int
+    substitution: str | None
+
+    @property
+    def uses_keyframes(self) -> bool:
+        return not self.ref.low_memory
+
+
+def choose_motion(spec_model_set: str, engine: str, hardware: Any) -> MotionChoice:
+    """Pick the motion model for this machine (the memory planner may substitute or cap it)."""
+    ref, plan, warning = motion_model(hardware, spec_model_set, engine)
+    size = (plan.cap_width or ref.width, plan.cap_height or ref.height)
+    return MotionChoice(ref, plan, size, min(ref.frames, plan.cap_frames or ref.frames), warning)
 
 
 def plan_segments(keyframes: list[Path], total_frames: int) -> list[SegmentPlan]:
@@ -65,18 +89,28 @@ def plan_segments(keyframes: list[Path], total_frames: int) -> list[SegmentPlan]
     ]
 
 
-def run(ctx: StageContext, analysis: PromptAnalysis, keyframes: list[Path], *, frames_needed: int) -> MotionResult:
+def run(ctx: StageContext, analysis: PromptAnalysis, keyframes: list[Path], *, frames_needed: int,
+        choice: MotionChoice) -> MotionResult:
     spec = ctx.spec
-    # 1. Engine, model and settings.
-    engine = ENGINES[spec.engine]
-    ref = engine_ref(spec.model_set, spec.engine)
-    steps = spec.steps or (TINY_STEPS if ref.is_tiny else spec.preset_values.motion_steps)
-    size = (ref.width, ref.height)
-    segments = plan_segments(keyframes, frames_needed)
+    # 1. Engine, model and settings (the choice was made before keyframes, from this machine's memory).
+    ref = choice.ref
+    engine = engine_for(ref, spec.engine)
+    steps = spec.steps or (TINY_STEPS if ref.is_tiny else ref.default_steps or spec.preset_values.motion_steps)
+    size = choice.size
+    # A text-only engine has no keyframes to join: one segment, made of chunks joined by crossfades.
+    segments = plan_segments(keyframes, frames_needed) if engine.uses_image else [
+        SegmentPlan(0, frames_needed, keyframes[0] if keyframes else Path(), None)]
     root = ctx.workdir / "segments"
     ctx.record.update(model=ref.key, engine=engine.name, fps=ref.fps, size=list(size), steps=steps,
-                      join=f"crossfade of the last {TAIL_FRACTION:.0%} of each segment toward the next keyframe",
+                      max_frames_per_call=choice.max_frames,
+                      join=(f"crossfade of the last {TAIL_FRACTION:.0%} of each segment toward the next keyframe"
+                            if engine.uses_image else "crossfade between independently generated chunks"),
                       segments=[{"frames": s.frames} for s in segments])
+    if choice.substitution:
+        ctx.record["substitution"] = choice.substitution
+        ctx.log(choice.substitution)
+    if choice.plan.capped:
+        ctx.record["capped"] = {"width": size[0], "height": size[1], "frames": choice.max_frames}
 
     # 2. Generate what is missing; the memory manager re-calls this after an OOM step-down.
     def generate(pipe: Any, plan: MemoryPlan) -> None:
@@ -85,34 +119,36 @@ def run(ctx: StageContext, analysis: PromptAnalysis, keyframes: list[Path], *, f
             folder = root / f"segment_{segment.index:03d}"
             if (folder / DONE_MARKER).exists():
                 continue
-            _generate_segment(ctx, engine, ref, pipe, plan, segment, folder, steps, analysis, len(segments))
+            _generate_segment(ctx, engine, ref, pipe, plan, segment, folder, steps, analysis, len(segments),
+                              size, choice.max_frames)
 
     done = all((root / f"segment_{s.index:03d}" / DONE_MARKER).exists() for s in segments)
     if not done:
-        ctx.memory.run(ref, generate, steps=ctx.record.setdefault("step_downs", []),
-                       workload=Workload(size[0], size[1], engine.frames_to_generate(ref, ref.frames), 2))
+        ctx.memory.run(ref, generate, steps=ctx.record.setdefault("step_downs", []), plan=choice.plan)
     clips = [Clip.from_folder(root / f"segment_{s.index:03d}", ref.fps) for s in segments]
     ctx.record["segment_seeds"] = [json.loads((root / f"segment_{s.index:03d}" / DONE_MARKER).read_text())["seeds"]
                                    for s in segments]
     return MotionResult(clips, ref.fps, size, ref.key, engine.name)
 
 
-def _generate_segment(ctx: StageContext, engine: Any, ref: ModelRef, pipe: Any, plan: MemoryPlan,
+def _generate_segment(ctx: StageContext, engine: MotionEngine, ref: ModelRef, pipe: Any, plan: MemoryPlan,
                       segment: SegmentPlan, folder: Path, steps: int, analysis: PromptAnalysis,
-                      segment_count: int) -> None:
-    size = (ref.width, ref.height)
-    with Image.open(segment.start_keyframe) as start:
-        condition = fit_fill(start, size)
+                      segment_count: int, size: tuple[int, int], max_frames: int) -> None:
+    condition: Image.Image | None = None
+    if engine.uses_image:
+        with Image.open(segment.start_keyframe) as start:
+            condition = fit_fill(start, size)
     frames: list[Image.Image] = []
     seeds: list[int] = []
     chunk = 0
     # Chunks: each continues from the last frame so far; drop its first frame (it repeats that frame).
     while len(frames) < segment.frames:
         ctx.check_cancelled()
-        wanted = segment.frames - len(frames) + (1 if frames else 0)
+        continues = bool(frames) and engine.uses_image  # an image engine repeats its conditioning frame
+        wanted = segment.frames - len(frames) + (1 if continues else 0)
         seed = derive_seed(ctx.spec.seed, "motion", segment.index, chunk)
-        request = ChunkRequest(condition, wanted, steps, seed, analysis.enhanced_prompt, analysis.negative_prompt,
-                               ctx.spec.motion_strength)
+        request = ChunkRequest(condition, size, wanted, max_frames, steps, seed, analysis.enhanced_prompt,
+                               analysis.negative_prompt, ctx.spec.motion_strength)
         span = 1 / segment_count
         callback = ctx.step_callback(steps, start=segment.index * span, span=span,
                                      label=f"segment {segment.index + 1}/{segment_count}, chunk {chunk + 1}")
@@ -122,7 +158,12 @@ def _generate_segment(ctx: StageContext, engine: Any, ref: ModelRef, pipe: Any, 
             pipe.maybe_free_model_hooks()
         produced = [f.convert("RGB").resize(size, Image.Resampling.LANCZOS) if f.size != size else f.convert("RGB")
                     for f in produced]
-        frames.extend(produced[1:] if frames else produced)
+        if continues:
+            frames.extend(produced[1:])
+        elif frames:  # independent text-to-video chunks: ease the cut with a short crossfade
+            frames = _join_with_crossfade(frames, produced)
+        else:
+            frames.extend(produced)
         condition = frames[-1]
         seeds.append(seed)
         chunk += 1
@@ -140,6 +181,14 @@ def _generate_segment(ctx: StageContext, engine: Any, ref: ModelRef, pipe: Any, 
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     ctx.report((segment.index + 1) / segment_count, f"segment {segment.index + 1}/{segment_count} done")
+
+
+def _join_with_crossfade(frames: list[Image.Image], nxt: list[Image.Image]) -> list[Image.Image]:
+    overlap = max(1, min(len(frames), len(nxt)) // 4)
+    target = np.asarray(nxt[0])
+    blended = [Image.fromarray(crossfade(np.asarray(f), target, (j + 1) / (overlap + 1)))
+               for j, f in enumerate(frames[-overlap:])]
+    return frames[:-overlap] + blended + list(nxt)
 
 
 def blend_tail(frames: list[np.ndarray], target: np.ndarray) -> list[np.ndarray]:

@@ -1,0 +1,172 @@
+"""MemoryManager: loads pipelines under a memory plan, keeps them resident, steps down on OOM.
+
+Stages ask it for a pipeline and hand it the work to run; the manager owns every decision about
+placement and the retry-after-OOM loop, so no stage ever calls ``.to("cuda")`` itself.
+
+Two seams keep it testable without a GPU: ``placer`` (default ``apply_plan``) puts a loaded pipeline
+where the plan says, and ``loader`` (default ``load_pipeline``) reads it from disk. Tests pass a placer
+that applies the plan's VAE/chunking settings but keeps the pipeline on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from backend.memory.decode_guard import DecodeGuard
+from backend.memory.estimates import PROCESS_RAM_GB, estimate
+from backend.memory.hardware import HardwareProfile
+from backend.memory.oom import error_summary, free_memory, is_oom_error
+from backend.memory.plans import (
+    MemoryPlan, Workload, apply_component_settings, apply_plan, fit_plan, plan_workload, ram_budget_gb,
+    vram_budget_gb,
+)
+from backend.memory.residency import Held, to_evict
+from backend.models.loader import load_pipeline
+from backend.models.registry import ModelRef
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Placer = Callable[[Any, MemoryPlan], Any]
+Loader = Callable[..., Any]  # (ref, models_root, *, dtype) -> pipeline
+
+
+class OutOfMemoryAfterAllPlans(RuntimeError):
+    """Every memory level was tried; the message says what and what the user can change."""
+
+    def __init__(self, message: str, tried: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.tried = tried or []
+
+
+@dataclass
+class _Resident:
+    ref: ModelRef
+    plan: MemoryPlan
+    pipe: Any
+    vram_gb: float  # held on the GPU between calls
+    ram_gb: float  # weights held in RAM between calls
+
+
+class MemoryManager:
+    def __init__(
+        self, hardware: HardwareProfile, models_root: Path, *, placer: Placer = apply_plan,
+        loader: Loader = load_pipeline,
+    ) -> None:
+        self.hardware = hardware
+        self.models_root = Path(models_root)
+        self._placer = placer
+        self._loader = loader
+        self._resident: OrderedDict[str, _Resident] = OrderedDict()  # least recently used first
+
+    def plan(self, ref: ModelRef, workload: Workload | None = None) -> MemoryPlan:
+        """The plan for ``ref`` (native workload when None), capped where even the lowest level cannot fit."""
+        return fit_plan(self.hardware, ref, workload)
+
+    def resident(self) -> list[str]:
+        """Keys of the loaded models, least recently used first."""
+        return list(self._resident)
+
+    def pipeline(self, ref: ModelRef, plan: MemoryPlan) -> Any:
+        """A pipeline for ``ref`` placed per ``plan``, reused when already resident with that plan."""
+        resident = self._resident.get(ref.key)
+        if resident is not None and resident.plan.key() == plan.key():
+            self._resident.move_to_end(ref.key)
+            if resident.plan != plan:
+                apply_component_settings(resident.pipe, plan)
+                resident.plan = plan
+            return resident.pipe
+        self.release(ref.key)
+        self._make_room(ref, plan)
+        pipe = self._placer(self._loader(ref, self.models_root, dtype=plan.torch_dtype), plan)
+        est = estimate(ref, plan, plan_workload(ref, plan))
+        self._resident[ref.key] = _Resident(ref, plan, pipe, est.vram_resting_gb, est.ram_resting_gb)
+        return pipe
+
+    def release(self, key: str | None = None) -> None:
+        """Drop one resident pipeline (or all) and give the memory back."""
+        keys = [key] if key is not None else list(self._resident)
+        dropped = [self._resident.pop(k) for k in keys if k in self._resident]
+        if dropped:
+            del dropped
+            free_memory()
+
+    def run(
+        self, ref: ModelRef, work: Callable[[Any, MemoryPlan], T], *, steps: list[dict],
+        workload: Workload | None = None, plan: MemoryPlan | None = None,
+    ) -> T:
+        """Run ``work(pipe, plan)``; after an OOM step the plan down and call it again.
+
+        ``work`` must resume from its own artifacts (e.g. skip keyframes already saved), so a retry
+        does not repeat finished work. An OOM inside the VAE decode is retried lighter within the same
+        call, without re-sampling. Every step-down and decode retry is appended to ``steps`` for the
+        job record. ``plan`` pins the starting plan (tests, benchmarks); by default it is ``self.plan``.
+        """
+        plan = plan or self.plan(ref, workload)
+        tried: list[str] = []
+        while True:
+            pipe = self.pipeline(ref, plan)
+            guard = DecodeGuard(pipe, plan, steps, on_relief=lambda lighter: self._note_relief(ref, lighter))
+            try:
+                with guard:
+                    return work(pipe, plan)
+            except Exception as exc:  # noqa: BLE001 - only OOMs are handled; the rest re-raise
+                if not is_oom_error(exc):
+                    _free_model_hooks(pipe)
+                    raise
+                failure = error_summary(exc)
+            # Recover outside the except block: the traceback would pin the tensors we want freed.
+            plan = guard.plan  # a decode retry may have lightened it
+            del pipe, guard
+            tried.append(plan.describe())
+            self.release(ref.key)
+            lower = plan.step_down()
+            if lower is None:
+                raise OutOfMemoryAfterAllPlans(_all_failed(ref, tried), tried)
+            log.warning("out of memory in %s at %s (%s); stepping down to %s", ref.key, plan.describe(), failure,
+                        lower.describe())
+            steps.append({
+                "model": ref.key, "kind": "step_down", "error": failure,
+                "action": f"reloaded at {lower.describe()} and resumed from the stage's saved work",
+                "from": plan.to_dict(), "to": lower.to_dict(),
+            })
+            plan = lower
+
+    def after_job(self) -> None:
+        """gc + empty the CUDA cache; resident models stay for the next job."""
+        free_memory()
+
+    def _note_relief(self, ref: ModelRef, plan: MemoryPlan) -> None:
+        resident = self._resident.get(ref.key)
+        if resident is not None:
+            resident.plan = plan
+
+    def _make_room(self, ref: ModelRef, plan: MemoryPlan) -> None:
+        """Unload least recently used models until ``ref`` fits beside the others."""
+        if not self._resident:
+            return
+        est = estimate(ref, plan, plan_workload(ref, plan))
+        base = PROCESS_RAM_GB[plan.device]
+        held = [Held(k, r.vram_gb, r.ram_gb) for k, r in self._resident.items()]
+        for key in to_evict(held, need_vram_gb=est.vram_peak_gb, need_ram_gb=est.ram_peak_gb - base,
+                            vram_budget_gb=vram_budget_gb(self.hardware),
+                            ram_budget_gb=ram_budget_gb(self.hardware) - base):
+            log.info("unloading %s to make room for %s", key, ref.key)
+            self.release(key)
+
+
+def _free_model_hooks(pipe: Any) -> None:
+    """After a failed call, move offloaded models back to the CPU so the pipeline stays usable."""
+    free_hooks = getattr(pipe, "maybe_free_model_hooks", None)
+    if callable(free_hooks):
+        free_hooks()
+
+
+def _all_failed(ref: ModelRef, tried: list[str]) -> str:
+    return (f"{ref.label or ref.key} ran out of GPU memory with every memory plan tried ({'; '.join(tried)}). "
+            "To go on: lower the resolution, frame count or duration, close other programs that use the GPU "
+            "(nvidia-smi lists them), or choose the low-memory engine (text2video-ms).")

@@ -1,0 +1,208 @@
+"""Downloading a preset from the Hugging Face Hub into ``models/<key>``, with byte progress.
+
+``snapshot_download`` fetches only the preset's ``allow_patterns`` into a local folder; an interrupted
+download resumes from the hub's ``.incomplete`` files next time. Disk space is checked first, the
+completeness marker is written only after success, and every hub failure a user can fix (offline,
+gated, not found, bad revision, disk full, network) becomes one sentence saying what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from backend.models import store
+from backend.models.registry import ModelRef
+
+log = logging.getLogger(__name__)
+
+GIB = store.GIB
+SPACE_MARGIN_BYTES = GIB // 2  # room for the hub's temporary files and the marker
+PROGRESS_INTERVAL_S = 0.25
+NETWORK_BAR_DESC = "Downloading bytes"  # huggingface_hub 2.x: network transfer, duplicates the disk-bytes bar
+
+Progress = Callable[[int, int | None], None]  # (bytes done, bytes expected)
+Fetch = Callable[..., Any]  # huggingface_hub.snapshot_download or a test double
+
+
+class DownloadError(RuntimeError):
+    """A download failed for a reason the user can act on; the message says how."""
+
+
+def download(
+    ref: ModelRef, models_root: Path, *, progress: Progress | None = None, token: str | None = None,
+    fetch: Fetch | None = None,
+) -> Path:
+    """Make ``ref`` usable from disk and return its folder (tiny models are built instead)."""
+    if ref.is_tiny:
+        from backend.models.tiny import ensure_tiny_model
+
+        return ensure_tiny_model(ref.tiny_name, models_root)
+    if not ref.repo_id:
+        raise DownloadError(f"{ref.key} has no Hub repository to download from.")
+    current = store.status(ref, models_root)
+    if current.state == "linked":
+        return Path(current.folder)  # type: ignore[arg-type]
+    folder = store.model_folder(ref, models_root)
+    if current.state == "downloaded" and not store.verify(ref, models_root):
+        return folder
+    store.clear_marker(folder)  # whatever was there is not known to be complete any more
+    check_free_space(ref, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tracker = ByteProgress(progress, expected=int(ref.size_gb * GIB))
+    log.info("downloading %s (%s@%s) into %s", ref.key, ref.repo_id, ref.revision, folder)
+    try:
+        (fetch or _snapshot_download)(
+            repo_id=ref.repo_id, revision=ref.revision, local_dir=folder,
+            allow_patterns=list(ref.allow_patterns) or None, tqdm_class=tracker.tqdm_class(), token=token,
+        )
+    except Exception as exc:  # noqa: BLE001 - errors a user can fix become DownloadError; others re-raise
+        message = explain_hub_error(exc, ref, folder)
+        if message is None:
+            raise
+        raise DownloadError(message) from exc
+    if not (folder / "model_index.json").is_file():
+        raise DownloadError(f"The download of {ref.key} has no model_index.json: the preset's file list does "
+                            f"not match {ref.repo_id}; please report this.")
+    store.write_marker(folder, ref)
+    tracker.finish()
+    log.info("downloaded %s", ref.key)
+    return folder
+
+
+def check_free_space(ref: ModelRef, folder: Path) -> None:
+    """Refuse to start when the disk cannot hold what is still missing (the hub only warns)."""
+    missing = max(0, int(ref.size_gb * GIB) - store.bytes_on_disk(folder))
+    where = folder
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if free < missing + SPACE_MARGIN_BYTES:
+        raise DownloadError(
+            f"Not enough disk space for {ref.key}: it needs about {(missing + SPACE_MARGIN_BYTES) / GIB:.1f} GB "
+            f"more in {where}, and only {free / GIB:.1f} GB is free. Free some space, or move the models folder "
+            f"with STUDIO_MODELS_DIR."
+        )
+
+
+def explain_hub_error(exc: BaseException, ref: ModelRef, folder: Path) -> str | None:
+    """One actionable sentence for a hub failure, or None when it is not one a user can fix."""
+    from huggingface_hub import errors
+
+    again = f"`python -m backend models download {ref.key}`"
+    if isinstance(exc, errors.GatedRepoError):  # before RepositoryNotFoundError: it is a subclass
+        return (f"{ref.key} is gated: accept its licence at {ref.hub_url} with your Hugging Face account, "
+                f"log in here with `hf auth login` (or set HF_TOKEN), then run {again} again.")
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return (f"The Hub has no repository {ref.repo_id} (or it is private): check the preset's hub id, "
+                f"or log in with `hf auth login` if you have access.")
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return (f"{ref.repo_id} has no revision '{ref.revision}': fix the preset's revision (e.g. 'main') "
+                f"and run {again} again.")
+    if isinstance(exc, (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError)):
+        return (f"Cannot reach the Hugging Face Hub (offline, HF_HUB_OFFLINE=1, or no network) and {ref.key} is "
+                f"not fully downloaded: connect and run {again} again (it resumes), or point the preset at a "
+                f"folder you already have with `python -m backend models link {ref.key} FOLDER`.")
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return (f"The disk filled up while downloading {ref.key} into {folder}: free at least "
+                f"{ref.size_gb:.0f} GB and run {again} again; it resumes where it stopped.")
+    if isinstance(exc, errors.HfHubHTTPError):
+        code = getattr(getattr(exc, "response", None), "status_code", "?")
+        return (f"The Hub answered HTTP {code} while downloading {ref.key}: try {again} again later; it "
+                f"resumes where it stopped.")
+    if _is_network_error(exc):
+        return (f"The network failed while downloading {ref.key} ({type(exc).__name__}): check the connection "
+                f"and run {again} again; it resumes where it stopped.")
+    return None
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    # huggingface_hub 2.x talks HTTP through httpx2 (earlier releases: httpx); both raise TransportError.
+    for name in ("httpx2", "httpx"):
+        try:
+            client = importlib.import_module(name)
+        except ImportError:
+            continue
+        if isinstance(exc, client.TransportError):
+            return True
+    return False
+
+
+def _snapshot_download(**kwargs: Any) -> Any:
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(**kwargs)
+
+
+class ByteProgress:
+    """Turns the hub's tqdm bars into ``progress(bytes_done, bytes_expected)`` calls, at most 4 a second.
+
+    ``snapshot_download`` drives a few aggregated bars through ``tqdm_class``; the byte bars (unit "B")
+    other than the network-transfer one count bytes written to disk, resumed bytes included.
+    """
+
+    def __init__(self, callback: Progress | None, expected: int) -> None:
+        self._callback = callback
+        self._expected = expected
+        self._bars: list[Any] = []
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def tqdm_class(self) -> type:
+        from tqdm.auto import tqdm
+
+        tracker = self
+
+        class _Bar(tqdm):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs["file"] = _Discard()  # the caller draws its own bar
+                super().__init__(*args, **kwargs)
+                if kwargs.get("unit") == "B" and not str(kwargs.get("desc", "")).startswith(NETWORK_BAR_DESC):
+                    tracker._watch(self)
+
+            def update(self, n: float | None = 1) -> bool | None:
+                shown = super().update(n)
+                tracker._report()
+                return shown
+
+        return _Bar
+
+    def totals(self) -> tuple[int, int]:
+        with self._lock:
+            done = int(sum(bar.n for bar in self._bars))
+            total = int(sum(bar.total or 0 for bar in self._bars))
+        return done, max(total, self._expected, done)
+
+    def finish(self) -> None:
+        done, _ = self.totals()
+        if self._callback is not None:
+            self._callback(done, done)
+
+    def _watch(self, bar: Any) -> None:
+        with self._lock:
+            self._bars.append(bar)
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        if self._callback is None or now - self._last < PROGRESS_INTERVAL_S:
+            return
+        self._last = now
+        self._callback(*self.totals())
+
+
+class _Discard:
+    """A file that swallows tqdm's drawing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass

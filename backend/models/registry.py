@@ -1,0 +1,236 @@
+"""Model registry: which real (or tiny test) model serves each role, what it needs, where it comes from.
+
+A *model set* maps roles (``keyframes``, ``svd``, ``cogvideox``, ...) to registry keys. ``default`` is
+the real Hugging Face models; ``tiny`` is the random-weight test set whose output is noise.
+
+Each preset also carries the facts the memory planner needs (parameters per component, activation
+memory measured or published at the native size). The planner in ``backend.memory`` turns those facts
+into the minimum VRAM per memory level (``backend.memory.estimates.min_vram_by_level``), so the numbers
+shown to users and the numbers plans are chosen by can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Phases of one pipeline call; under model offload only the components of one phase are on the GPU.
+PHASES = ("encode", "denoise", "decode")
+# How a VAE's decode memory grows: "tiled" (tiling bounds it; SDXL, CogVideoX), "chunked" (frames
+# decoded ``decode_chunk_size`` at a time; SVD), "sliced" (all frames at once unless slicing; ModelScope).
+DECODE_UNITS = ("tiled", "chunked", "sliced")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One weight-bearing part of a pipeline (``params_b``: billions of parameters)."""
+
+    name: str
+    params_b: float
+    phase: str
+
+
+@dataclass(frozen=True)
+class MemoryFacts:
+    """Activation memory at the model's native workload (batch 2 = CFG, 16-bit), for the estimator.
+
+    Calibrated against published figures (see docs/MEMORY.md); they are estimates, not guarantees.
+    """
+
+    denoise_gb: float  # denoiser activations, no forward chunking
+    decode_gb: float  # VAE decode: whole decode ("tiled"), or per frame ("chunked", "sliced")
+    decode_tiled_gb: float | None = None  # "tiled" unit: decode with VAE tiling
+    decode_unit: str = "tiled"
+    forward_chunking_factor: float | None = None  # share of denoise activations left with chunking
+    group_fraction: float = 0.3  # share of the largest component on the GPU under block-level groups
+    vae_upcast_fp16: bool = False  # the pipeline upcasts the VAE to fp32 when running in fp16
+    encode_gb: float = 0.2
+    step_seconds: float = 0.15  # one denoising step at native size, A100-class GPU, 16-bit
+    decode_seconds: float = 1.0  # one VAE decode of a native output, same GPU
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    key: str
+    pipeline_class: str  # diffusers class name used with from_pretrained
+    repo_id: str | None = None  # hub id for real models
+    revision: str = "main"
+    variant: str | None = None  # e.g. "fp16" weight files
+    tiny_name: str | None = None  # set for the tiny test set (built offline)
+    label: str = ""
+    # Native geometry: what the model was trained for and runs best at.
+    width: int = 1024
+    height: int = 1024
+    frames: int = 1
+    fps: int = 8
+    max_sequence_length: int | None = None
+    gated: bool = False
+    licence: str = ""
+    # Downloads: what to fetch and how big it is on disk (GiB, shown as GB).
+    allow_patterns: tuple[str, ...] = ()
+    size_gb: float = 0.0
+    # Memory planning.
+    components: tuple[Component, ...] = ()
+    memory: MemoryFacts | None = None
+    cfg: bool = True  # classifier-free guidance doubles the batch
+    default_steps: int | None = None  # overrides the preset's step count (distilled models)
+    # Smaller workloads the planner may cap to when even the lowest memory level cannot fit, best first:
+    # frame counts the model handles, and scales of the requested size (kept to multiples of 64).
+    frame_options: tuple[int, ...] = ()
+    scale_options: tuple[float, ...] = ()
+    low_memory: bool = False  # the light engine offered when the requested one cannot fit
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.tiny_name is not None
+
+    @property
+    def params_b(self) -> float:
+        return sum(c.params_b for c in self.components)
+
+    @property
+    def hub_url(self) -> str | None:
+        return f"https://huggingface.co/{self.repo_id}" if self.repo_id else None
+
+
+def diffusers_patterns(
+    weights: tuple[str, ...], extras: tuple[str, ...], variant: str | None
+) -> tuple[str, ...]:
+    """allow_patterns for a diffusers repo: configs, the weights of ``variant`` only, no ONNX/OpenVINO/ckpt."""
+    suffix = f"*.{variant}.safetensors" if variant else "*.safetensors"
+    patterns = ["model_index.json"]
+    for folder in weights:
+        patterns += [f"{folder}/*.json", f"{folder}/{suffix}"]
+    patterns += [f"{folder}/*" for folder in extras]
+    return tuple(patterns)
+
+
+_SDXL_COMPONENTS = (
+    Component("text_encoder", 0.123, "encode"),
+    Component("text_encoder_2", 0.695, "encode"),
+    Component("unet", 2.567, "denoise"),
+    Component("vae", 0.084, "decode"),
+)
+_SDXL_FILES = diffusers_patterns(
+    ("text_encoder", "text_encoder_2", "unet", "vae"), ("scheduler", "tokenizer", "tokenizer_2"), "fp16"
+)
+# SDXL at 1344x768, batch 2: UNet activations ~1 GB; VAE decode ~2.5 GB in 16-bit (HF blog "simple
+# SDXL optimizations": ~4.9 GB per 1024^2 image with the fp32-upcast VAE); tiles of 1024 px bound it.
+_SDXL_MEMORY = MemoryFacts(denoise_gb=1.0, decode_gb=2.5, decode_tiled_gb=1.9, group_fraction=0.3,
+                           vae_upcast_fp16=True, step_seconds=0.15, decode_seconds=0.4)
+
+_TINY_COMPONENTS = (Component("all", 0.002, "denoise"),)
+
+
+def _tiny_memory(decode_unit: str = "tiled", chunking: float | None = None) -> MemoryFacts:
+    """Tiny-set facts: negligible memory, but the same decode relief as the real model they stand in for.
+
+    Step times are A100-equivalents: the planner's CPU slowdown turns them into ~0.1 s on 2 cores.
+    """
+    return MemoryFacts(denoise_gb=0.05, decode_gb=0.02, decode_tiled_gb=0.02, decode_unit=decode_unit,
+                       forward_chunking_factor=chunking, step_seconds=0.0005, decode_seconds=0.0005)
+
+
+_TINY_NOTE = ("test model set: output is noise",)
+
+MODELS: dict[str, ModelRef] = {
+    ref.key: ref
+    for ref in (
+        ModelRef("sdxl-base", "StableDiffusionXLPipeline", "stabilityai/stable-diffusion-xl-base-1.0",
+                 variant="fp16", label="SDXL base 1.0", width=1344, height=768,
+                 licence="CreativeML Open RAIL++-M", allow_patterns=_SDXL_FILES, size_gb=6.5,
+                 components=_SDXL_COMPONENTS, memory=_SDXL_MEMORY,
+                 scale_options=(0.75, 0.5)),
+        ModelRef("sdxl-turbo", "StableDiffusionXLPipeline", "stabilityai/sdxl-turbo", variant="fp16",
+                 label="SDXL-Turbo (quick preset)", width=512, height=512,
+                 licence="Stability AI Non-Commercial Research Community licence", allow_patterns=_SDXL_FILES,
+                 size_gb=6.5, components=_SDXL_COMPONENTS,
+                 # 512x512 is a quarter of SDXL's pixels; guidance 0, so no CFG batch.
+                 memory=MemoryFacts(denoise_gb=0.25, decode_gb=0.7, decode_tiled_gb=0.7, group_fraction=0.3,
+                                    vae_upcast_fp16=True, step_seconds=0.04, decode_seconds=0.1),
+                 cfg=False, default_steps=4),
+        ModelRef("svd-xt", "StableVideoDiffusionPipeline", "stabilityai/stable-video-diffusion-img2vid-xt",
+                 variant="fp16", label="Stable Video Diffusion XT", width=1024, height=576, frames=25, fps=7,
+                 gated=True, licence="Stability AI Community licence (accept it on the Hub first)",
+                 allow_patterns=diffusers_patterns(("image_encoder", "unet", "vae"),
+                                                   ("feature_extractor", "scheduler"), "fp16"),
+                 size_gb=4.2,
+                 components=(Component("image_encoder", 0.632, "encode"), Component("unet", 1.524, "denoise"),
+                             Component("vae", 0.098, "decode")),
+                 # 25 frames at 1024x576, batch 2: ~6 GB; model offload + forward chunking + decode chunk 2
+                 # stays under 8 GB (diffusers SVD docs). 39.85 s end to end on an A100 (25 steps).
+                 memory=MemoryFacts(denoise_gb=6.0, decode_gb=0.55, decode_unit="chunked",
+                                    forward_chunking_factor=0.55, group_fraction=0.3, vae_upcast_fp16=True,
+                                    step_seconds=1.45, decode_seconds=3.5),
+                 frame_options=(25, 14), scale_options=(0.75,)),
+        ModelRef("cogvideox-5b-i2v", "CogVideoXImageToVideoPipeline", "THUDM/CogVideoX-5b-I2V",
+                 label="CogVideoX-5B image-to-video", width=720, height=480, frames=49, fps=8,
+                 max_sequence_length=226, licence="CogVideoX licence (commercial use needs registration)",
+                 allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
+                                                   ("scheduler", "tokenizer"), None),
+                 size_gb=19.6,
+                 components=(Component("text_encoder", 4.762, "encode"),
+                             Component("transformer", 5.570, "denoise"), Component("vae", 0.216, "decode")),
+                 # README: ~26 GB without offload (VAE tiled), ~5 GB with sequential offload + VAE
+                 # slicing and tiling; untiled decode of 49 frames at 720x480 ~18 GB. 180 s on an A100.
+                 memory=MemoryFacts(denoise_gb=3.5, decode_gb=18.0, decode_tiled_gb=4.0, group_fraction=0.08,
+                                    step_seconds=3.4, decode_seconds=10.0),
+                 # Learned positional embeddings lock the resolution; frame counts stay 4k+1.
+                 frame_options=(49, 33, 17)),
+        ModelRef("text2video-ms", "TextToVideoSDPipeline", "damo-vilab/text-to-video-ms-1.7b", variant="fp16",
+                 label="ModelScope text-to-video 1.7B (low-memory engine)", width=256, height=256, frames=16,
+                 fps=8, licence="CC-BY-NC-4.0 (non-commercial)",
+                 allow_patterns=diffusers_patterns(("text_encoder", "unet", "vae"), ("scheduler", "tokenizer"),
+                                                   "fp16"),
+                 size_gb=3.4,
+                 components=(Component("text_encoder", 0.354, "encode"), Component("unet", 1.414, "denoise"),
+                             Component("vae", 0.084, "decode")),
+                 memory=MemoryFacts(denoise_gb=0.8, decode_gb=0.16, decode_unit="sliced",
+                                    forward_chunking_factor=0.75, group_fraction=0.3, step_seconds=0.12,
+                                    decode_seconds=1.0),
+                 low_memory=True,
+                 notes=("a direct text-to-video engine: it does not use keyframes or an input image",)),
+        # The tiny test set: same pipeline classes, random weights, output is noise.
+        ModelRef("tiny-sdxl", "StableDiffusionXLPipeline", tiny_name="sdxl", label="tiny SDXL (test, noise)",
+                 width=128, height=64, licence="test model", components=_TINY_COMPONENTS, memory=_tiny_memory(),
+                 notes=_TINY_NOTE),
+        ModelRef("tiny-svd", "StableVideoDiffusionPipeline", tiny_name="svd", label="tiny SVD (test, noise)",
+                 width=128, height=64, frames=8, fps=4, licence="test model", components=_TINY_COMPONENTS,
+                 memory=_tiny_memory("chunked", 0.5), notes=_TINY_NOTE),
+        ModelRef("tiny-cogvideox-i2v", "CogVideoXImageToVideoPipeline", tiny_name="cogvideox-i2v",
+                 label="tiny CogVideoX I2V (test, noise)", width=96, height=64, frames=9, fps=4,
+                 max_sequence_length=16, licence="test model", components=_TINY_COMPONENTS,
+                 memory=_tiny_memory(), notes=_TINY_NOTE),
+        ModelRef("tiny-text2video-ms", "TextToVideoSDPipeline", tiny_name="text2video-ms",
+                 label="tiny text-to-video (test, noise; low-memory engine)", width=64, height=64, frames=8,
+                 fps=4, licence="test model", components=_TINY_COMPONENTS,
+                 memory=_tiny_memory("sliced", 0.5), low_memory=True, notes=_TINY_NOTE),
+    )
+}
+
+MODEL_SETS: dict[str, dict[str, str]] = {
+    "default": {"keyframes": "sdxl-base", "keyframes-quick": "sdxl-turbo", "svd": "svd-xt",
+                "cogvideox": "cogvideox-5b-i2v", "low-memory": "text2video-ms"},
+    "tiny": {"keyframes": "tiny-sdxl", "keyframes-quick": "tiny-sdxl", "svd": "tiny-svd",
+             "cogvideox": "tiny-cogvideox-i2v", "low-memory": "tiny-text2video-ms"},
+}
+
+
+def model_for(model_set: str, role: str) -> ModelRef:
+    try:
+        return MODELS[MODEL_SETS[model_set][role]]
+    except KeyError as exc:
+        raise ValueError(f"No model for role '{role}' in model set '{model_set}'.") from exc
+
+
+def keyframe_model_for(model_set: str, preset: str) -> ModelRef:
+    """The keyframe model of a quality preset: SDXL-Turbo for ``quick``, SDXL base otherwise."""
+    return model_for(model_set, "keyframes-quick" if preset == "quick" else "keyframes")
+
+
+def find_model(name: str) -> ModelRef:
+    """A preset by registry key, for the CLI and the Models page; ValueError lists the valid names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"Unknown model '{name}'. Known models: {', '.join(MODELS)}.") from None

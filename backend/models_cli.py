@@ -1,0 +1,164 @@
+"""`python -m backend models list|download|verify|remove|link|unlink`: the model presets on disk.
+
+    python -m backend models list [--json]
+    python -m backend models download svd-xt
+    python -m backend models verify svd-xt
+    python -m backend models remove svd-xt
+    python -m backend models link sdxl-base /data/sdxl-base-1.0   # use a folder you already have
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+GIB = 1024**3  # sizes are shown in GiB, as the registry and the planner count them
+
+
+def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("models", help="list, download, verify or remove model presets",
+                                   description="Model presets: status on disk, downloads, checks.")
+    common = argparse.ArgumentParser(add_help=False)  # after the command: `models list --models-dir D`
+    common.add_argument("--models-dir", type=Path, help="models folder (default: the studio's models/)")
+    commands = parser.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
+    listing = commands.add_parser("list", help="presets with sizes, status, licence and VRAM needs",
+                                  parents=[common])
+    listing.add_argument("--json", action="store_true")
+    for name, text in (("download", "download a preset (resumes an interrupted download)"),
+                       ("verify", "check a preset's files on disk"),
+                       ("remove", "delete a preset's files (a linked folder is only unlinked)"),
+                       ("unlink", "stop using a folder a preset was pointed at")):
+        commands.add_parser(name, help=text, parents=[common]).add_argument("name")
+    link = commands.add_parser("link", help="point a preset at a pipeline folder already on disk", parents=[common])
+    link.add_argument("name")
+    link.add_argument("folder", type=Path)
+    return parser
+
+
+def run_models(args: argparse.Namespace, *, fetch: Callable[..., Any] | None = None) -> int:
+    """Run one ``models`` command; ``fetch`` replaces the hub download (tests)."""
+    from backend.models.downloads import DownloadError
+    from backend.models.registry import find_model
+    from backend.models.store import StoreError
+
+    root = _models_root(args)
+    try:
+        if args.models_command == "list":
+            return _list(root, as_json=args.json)
+        ref = find_model(args.name)
+        if args.models_command == "download":
+            return _download(ref, root, fetch)
+        if args.models_command == "verify":
+            return _verify(ref, root)
+        if args.models_command == "link":
+            from backend.models.store import link
+
+            print(f"{ref.key} now loads from {link(ref, args.folder, root)}")
+            return 0
+        if args.models_command == "unlink":
+            from backend.models.store import unlink
+
+            print(f"{ref.key}: {'unlinked' if unlink(ref, root) else 'was not linked'}")
+            return 0
+        from backend.models.store import remove
+
+        print(remove(ref, root))
+        return 0
+    except (DownloadError, StoreError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def preset_rows(root: Path) -> list[dict]:
+    """One row per preset: what the list command (and the Models page) shows."""
+    from backend.memory.plans import min_vram_by_level
+    from backend.models.registry import MODELS
+    from backend.models.store import status
+
+    rows = []
+    for ref in MODELS.values():
+        state = status(ref, root)
+        rows.append({
+            "key": ref.key, "label": ref.label, "repo_id": ref.repo_id, "revision": ref.revision,
+            "variant": ref.variant, "size_gb": ref.size_gb, "status": state.state,
+            "folder": str(state.folder) if state.folder else None,
+            "on_disk_gb": round(state.bytes_on_disk / GIB, 2), "gated": ref.gated, "licence": ref.licence,
+            "low_memory": ref.low_memory, "min_vram_gb": min_vram_by_level(ref),
+        })
+    return rows
+
+
+def _models_root(args: argparse.Namespace) -> Path:
+    if getattr(args, "models_dir", None):
+        return Path(args.models_dir).expanduser().resolve()
+    from backend.paths import runtime_paths
+
+    return runtime_paths().models
+
+
+def _list(root: Path, *, as_json: bool) -> int:
+    rows = preset_rows(root)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"Models in {root}")
+    print(f"{'NAME':<19}{'SIZE':>8}  {'STATUS':<11}{'MIN VRAM gpu/model/group/seq (GB)':<36}LICENCE")
+    for row in rows:
+        size = f"{row['size_gb']:.1f} GB" if row["size_gb"] else "tiny"
+        need = row["min_vram_gb"]
+        vram = "/".join(f"{need[level]:.1f}" for level in need) if need else "CPU (test set)"
+        gated = "gated; " if row["gated"] else ""
+        print(f"{row['key']:<19}{size:>8}  {row['status']:<11}{vram:<36}{gated}{row['licence']}")
+    return 0
+
+
+def _download(ref: Any, root: Path, fetch: Callable[..., Any] | None) -> int:
+    from backend.models.downloads import download
+
+    bar = _TextBar(ref.key)
+    folder = download(ref, root, progress=bar, fetch=fetch)
+    bar.close()
+    print(f"{ref.key} is ready in {folder}")
+    return 0
+
+
+def _verify(ref: Any, root: Path) -> int:
+    from backend.models.store import verify
+
+    problems = verify(ref, root)
+    if not problems:
+        print(f"{ref.key}: OK")
+        return 0
+    print(f"{ref.key}: {len(problems)} problem(s)", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1
+
+
+class _TextBar:
+    """A one-line byte progress bar on stderr."""
+
+    def __init__(self, name: str, width: int = 30) -> None:
+        self.name, self.width = name, width
+        self.started = time.monotonic()
+        self.drawn = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        fraction = min(1.0, done / total) if total else 0.0
+        filled = int(fraction * self.width)
+        rate = done / max(1e-6, time.monotonic() - self.started) / 1024**2
+        sys.stderr.write(f"\r{self.name} [{'#' * filled}{'.' * (self.width - filled)}] "
+                         f"{done / GIB:.2f}/{(total or 0) / GIB:.2f} GB {fraction:4.0%} {rate:6.1f} MB/s")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
