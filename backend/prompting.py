@@ -100,8 +100,8 @@ class PromptAnalysis:
         return asdict(self)
 
 
-def analyze_prompt(prompt: str, negative_prompt: str = "") -> PromptAnalysis:
-    """Analyse ``prompt`` and build the enhanced and negative prompts."""
+def analyze_prompt(prompt: str, negative_prompt: str = "", enhanced_override: str | None = None) -> PromptAnalysis:
+    """Analyse ``prompt`` and build the enhanced and negative prompts (or keep the user's own enhanced one)."""
     text = " ".join(prompt.split())
     lower = text.lower()
     evidence: dict[str, str] = {}
@@ -110,7 +110,9 @@ def analyze_prompt(prompt: str, negative_prompt: str = "") -> PromptAnalysis:
     setting = _find_setting(lower, evidence)
     action = _find_action(lower, evidence)
     subject = _find_subject(lower, action, setting, evidence)
-    enhanced = _enhance(text, style, lighting)
+    enhanced = " ".join(enhanced_override.split()) if enhanced_override else _enhance(text, style, lighting)
+    if enhanced_override:
+        evidence["enhanced_prompt"] = "written by the user"
     negative = _negative(style, negative_prompt)
     return PromptAnalysis(text, subject, setting, action, style, lighting, enhanced, negative, evidence)
 

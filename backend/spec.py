@@ -82,6 +82,7 @@ class JobSpec:
     prompt: str
     mode: str = "t2v"
     negative_prompt: str = ""
+    enhanced_prompt: str | None = None  # the user's own edit of the enhanced prompt, used verbatim
     preset: str = "standard"
     duration: float = 4.0  # seconds of new video (for ``extend``: of the continuation)
     fps: int = 24
@@ -126,6 +127,8 @@ class JobSpec:
         _one_of("model_set", self.model_set, MODEL_SETS)
         prompt = clean_text("prompt", self.prompt, required=True)
         negative = clean_text("negative_prompt", self.negative_prompt, required=False)
+        enhanced = (clean_text("enhanced_prompt", self.enhanced_prompt, required=False) or None
+                    if self.enhanced_prompt is not None else None)
         _in_range("duration", self.duration, 0.5, MAX_DURATION_S, unit="seconds")
         _in_range("fps", self.fps, 4, 60, integer=True)
         _in_range("width", self.width, 128, 3840, integer=True)
@@ -148,7 +151,7 @@ class JobSpec:
         if not isinstance(self.post, PostOptions):
             raise SpecError("post", "Finishing options are malformed.")
         self.post.validate()
-        return replace(self, prompt=prompt, negative_prompt=negative)
+        return replace(self, prompt=prompt, negative_prompt=negative, enhanced_prompt=enhanced)
 
     # --- (de)serialisation ----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -189,12 +192,12 @@ def _post_from_dict(data: Any) -> PostOptions:
 
 # Default of each field, used to know what type a JSON value must have.
 _DEFAULTS: dict[str, Any] = {
-    "prompt": "", "mode": "t2v", "negative_prompt": "", "preset": "standard", "duration": 4.0,
+    "prompt": "", "mode": "t2v", "negative_prompt": "", "enhanced_prompt": "", "preset": "standard", "duration": 4.0,
     "fps": 24, "width": 1920, "height": 1080, "seed": 0, "guidance": 0.0, "steps": 0,
     "keyframes": 0, "engine": "svd", "motion_strength": 0.5, "image": "", "video": "",
     "model_set": "default",
 }
-_OPTIONAL = {"seed", "guidance", "steps", "keyframes", "image", "video", "lut"}
+_OPTIONAL = {"seed", "guidance", "steps", "keyframes", "image", "video", "lut", "enhanced_prompt"}
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

@@ -37,3 +37,9 @@ def test_keyframe_prompts_move_forward_in_time():
     assert prompts[0] == a.enhanced_prompt
     assert "later" in prompts[1] and "final moment" in prompts[2]
     assert "rising continues" in prompts[2]
+
+
+def test_a_users_own_enhanced_prompt_is_used_verbatim():
+    a = analyze_prompt("a cat", enhanced_override="  a cat, oil painting,   warm light ")
+    assert a.enhanced_prompt == "a cat, oil painting, warm light"
+    assert a.prompt == "a cat" and a.evidence["enhanced_prompt"] == "written by the user"

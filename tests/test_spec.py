@@ -92,3 +92,12 @@ def test_from_dict_rejects_unknown_keys_and_wrong_types(data, field):
     with pytest.raises(SpecError) as info:
         JobSpec.from_dict(data)
     assert info.value.field == field
+
+
+def test_an_edited_enhanced_prompt_is_validated_and_kept():
+    spec = JobSpec(prompt="a cat", enhanced_prompt="  a cat, oil painting ").validate()
+    assert spec.enhanced_prompt == "a cat, oil painting" and spec.prompt == "a cat"
+    assert JobSpec(prompt="a cat", enhanced_prompt="   ").validate().enhanced_prompt is None
+    with pytest.raises(SpecError) as info:
+        JobSpec(prompt="a cat", enhanced_prompt="bad\x00").validate()
+    assert info.value.field == "enhanced_prompt"

@@ -1,0 +1,1 @@
+"""The studio's pages (scripts run by st.navigation) and their shared helpers."""

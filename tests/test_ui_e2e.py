@@ -1,0 +1,83 @@
+"""AppTest end to end on the tiny test models (output is noise): the real worker, the real pipeline.
+
+Two waits in the whole UI suite: one job to done (then the gallery, also after a restart), one
+cancelled while it runs. ``run_every`` never fires in AppTest, so the tests poll with ``at.run()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ui_support import new_app, open_page, run, studio_home, texts  # noqa: F401 - fixtures
+from ui_support import TINY_PROMPT, fill_tiny_job, poll, unknown_elements
+
+from app_pages.common import generator, shutdown_generators
+
+pytest.importorskip("backend.stages.postprocess", reason="the finishing stage is not in this checkout yet")
+
+
+def _job_id(at) -> str:
+    value = at.query_params["job"]
+    return value[0] if isinstance(value, list) else value
+
+
+def test_tiny_job_from_create_to_done_to_gallery_and_after_restart(studio_home: Path) -> None:
+    at = run(new_app())
+    fill_tiny_job(at)
+    at.button(key="c_generate").click()
+    run(at)
+    assert [t.value for t in at.title] == ["Live job"]
+    job_id = _job_id(at)
+
+    seen_running = []
+
+    def finished(a) -> bool:
+        state = generator().status(job_id).state
+        if state == "running":
+            seen_running.append(texts(a))
+        return bool(unknown_elements(a, "video")) or state in ("failed", "cancelled", "interrupted")
+
+    poll(at, finished)
+    status = generator().status(job_id)
+    assert status.state == "done", status.error
+    videos = unknown_elements(at, "video")
+    assert len(videos) == 1 and videos[0].proto.url.endswith(".mp4")
+    assert "Done in" in texts(at)
+    assert {b.proto.label for b in at.get("download_button")} >= {"Download MP4", "Download settings (JSON)"}
+    assert len(status.previews) >= 2 and at.get("image")  # the storyboard strip
+    assert seen_running and all("Remaining (est.)" in page for page in seen_running)
+    assert any("Storyboard" in page for page in seen_running)  # keyframes appear while the job runs
+
+    at.button(key=f"gallery_{job_id}").click()
+    run(at)
+    assert [t.value for t in at.title] == ["Gallery"]
+    assert TINY_PROMPT in texts(at) and at.button(key=f"g_reuse_{job_id}") is not None
+
+    # A server restart: a new orchestrator over the same folder, a new session.
+    shutdown_generators()
+    after = open_page(run(new_app()), "app_pages/gallery.py")
+    assert TINY_PROMPT in texts(after) and after.button(key=f"g_reuse_{job_id}") is not None
+
+
+def test_cancel_a_running_tiny_job_then_requeue_it(studio_home: Path) -> None:
+    at = run(new_app())
+    fill_tiny_job(at, prompt="a slow tiny job to cancel")
+    at.number_input(key="c_duration").set_value(8.0)  # long enough to still be running when cancelled
+    run(at)
+    at.button(key="c_generate").click()
+    run(at)
+    job_id = _job_id(at)
+    poll(at, lambda a: generator().status(job_id).state == "running", timeout=120, every=0.5)
+    at.button(key=f"cancel_{job_id}").click()
+    run(at)
+    poll(at, lambda a: generator().status(job_id).state == "cancelled", timeout=120)
+    assert "cancelled" in texts(at)
+
+    queue = open_page(at, "app_pages/job_queue.py")
+    assert "a slow tiny job to cancel" in texts(queue)
+    queue.button(key=f"q_requeue_{job_id}").click()
+    run(queue)
+    assert generator().status(job_id).state in ("queued", "running")
+    generator().cancel(job_id)  # don't leave it running for the next test
+    generator().wait(job_id, timeout=120)
