@@ -49,7 +49,9 @@ case "$cmd" in
     case "$host" in
       127.*|localhost|::1) ;;
       *) echo "WARNING: serving on $host:$port — anyone who can reach this machine on that address can use the studio and see your videos." >&2
-         extra=(--server.allowedHosts "*") ;;
+         # A named address is the only Host header allowed; 0.0.0.0 can be reached under any name.
+         if [ "$host" = 0.0.0.0 ] || [ "$host" = "::" ]; then extra=(--server.allowedHosts "*")
+         else extra=(--server.allowedHosts "$host"); fi ;;
     esac
     mkdir -p "$LOG_DIR"
     echo "Studio: http://$host:$port   (logs: $LOG_DIR/studio.log; Ctrl+C to stop)"

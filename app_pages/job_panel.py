@@ -110,7 +110,8 @@ def finished_view(status: "JobStatus") -> None:
     if status.state == "cancelled":
         st.info("The job was cancelled.")
     elif status.state == "interrupted":
-        st.warning("The job was interrupted (the server stopped while it ran). Re-queue it to run it again.")
+        st.warning("The job was interrupted (the studio stopped while it ran). Resume it to continue where it"
+                   " stopped.")
     else:
         st.error(plain(status.error or "The job failed without a message. Details are in the studio log."))
     storyboard(status.previews)
@@ -119,9 +120,9 @@ def finished_view(status: "JobStatus") -> None:
             st.code("\n".join(status.log[-LOG_TAIL:]), language=None)
     kept = resumable_stages(status.id)
     if kept:
-        st.caption(plain(f"Re-queue resumes the job: the finished {', '.join(kept)} stage(s) are kept."))
+        st.caption(plain(f"Resume keeps the finished {', '.join(kept)} stage(s) and runs the rest."))
     cols = st.columns(2)
-    if cols[0].button("Re-queue", key=f"requeue_{status.id}", icon=":material/replay:"):
+    if cols[0].button("Resume" if kept else "Run again", key=f"requeue_{status.id}", icon=":material/replay:"):
         with friendly_errors("re-queue the job"):
             if generator().requeue(status.id):
                 st.rerun()

@@ -78,8 +78,8 @@ def retryable_jobs() -> None:
                     st.caption(plain(job.error))
                 kept = resumable_stages(job.id)
                 if kept:
-                    st.caption(plain(f"Re-queue keeps the finished {', '.join(kept)} stage(s)."))
-            if cols[1].button("Re-queue", key=f"q_requeue_{job.id}"):
+                    st.caption(plain(f"Resume keeps the finished {', '.join(kept)} stage(s)."))
+            if cols[1].button("Resume" if kept else "Run again", key=f"q_requeue_{job.id}"):
                 with friendly_errors("re-queue the job"):
                     if generator().requeue(job.id):
                         st.toast("Re-queued.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app_pages import model_actions as actions
@@ -60,10 +62,28 @@ def model_card(ref: ModelRef) -> None:
                     ("error", " ".join(problems)) if problems else ("success", "All files present and complete."))
         if not busy and (info.bytes_on_disk or info.state == "linked"):
             actions.remove_button(ref, buttons[2], buttons[3])
+        if not busy and not ref.is_tiny and not info.ready:
+            link_folder(ref, root)
         result = st.session_state.get(f"m_result_{ref.key}")
         if result:
             kind, text = result
             (st.error if kind == "error" else st.success)(plain(text))
+
+
+def link_folder(ref: "ModelRef", root: Path) -> None:
+    """Use a diffusers folder the user already has (checked, never copied) instead of downloading."""
+    with st.expander("Use a folder already on disk"):
+        folder = st.text_input("Folder with model_index.json", key=f"m_link_path_{ref.key}",
+                               placeholder="/path/to/stable-video-diffusion-img2vid-xt")
+        if st.button("Use this folder", key=f"m_link_{ref.key}", disabled=not folder.strip()):
+            with friendly_errors("use that folder"):
+                try:
+                    linked = store.link(ref, Path(folder.strip()), root)
+                except store.StoreError as exc:
+                    st.session_state[f"m_result_{ref.key}"] = ("error", str(exc))
+                else:
+                    st.session_state[f"m_result_{ref.key}"] = ("success", f"Using {linked}.")
+                st.rerun()
 
 
 def disk_usage() -> None:

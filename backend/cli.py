@@ -96,8 +96,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from backend.orchestrator import VideoGenerator
 
     generator = VideoGenerator()
-    specs = _specs_from_manifest(args.manifest, generator) if args.manifest else [_spec_from_args(args, generator)]
-    job_ids = [generator.submit(spec) for spec in specs]  # all validated before anything runs
+    try:
+        specs = (_specs_from_manifest(args.manifest, generator) if args.manifest
+                 else [_spec_from_args(args, generator)])
+        job_ids = [generator.submit(spec) for spec in specs]  # all validated before anything runs
+    except BaseException:
+        generator.shutdown()
+        raise
     return _follow_all(generator, job_ids, as_json=args.json)
 
 
@@ -148,6 +153,8 @@ def _specs_from_manifest(path: Path, generator: Any) -> list[JobSpec]:
         raise CliError(f"cannot read manifest {path}: {exc.strerror}") from exc
     except ValueError as exc:
         raise CliError(f"manifest {path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # absurdly deep nesting: json gives up before we could
+        raise CliError(f"manifest {path} is nested too deeply to be a list of job specs") from exc
     if not isinstance(data, list) or not data:
         raise CliError("a manifest must be a non-empty JSON list of job specs")
     specs = []

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import unicodedata
 from datetime import datetime
 from importlib import metadata
@@ -42,7 +43,7 @@ def software_versions() -> dict[str, str]:
         import imageio_ffmpeg
 
         versions["ffmpeg"] = imageio_ffmpeg.get_ffmpeg_version()
-    except (ImportError, RuntimeError, OSError):
+    except (ImportError, RuntimeError, OSError, subprocess.SubprocessError):
         versions["ffmpeg"] = "unavailable"
     return versions
 

@@ -1,18 +1,25 @@
 """The job store: SQLite in WAL mode, so the queue and history survive restarts and crashes.
 
 Several processes may open the same store (a second studio window, the CLI): SQLite serialises
-writes, and ``claim_next`` hands each queued job to exactly one worker.
+writes, and ``claim_next`` hands each queued job to exactly one worker. Every write is one
+transaction, so a process killed mid-write leaves either the old or the new row, never half of
+one (WAL + ``synchronous=NORMAL`` is durable against a crashed process; a power cut may lose the
+last commits, never consistency). A stage checkpoint and the job record it belongs to are written
+in the same transaction (``checkpoint``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -80,9 +87,34 @@ class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.recovered_from: Path | None = None  # where an unreadable database was moved aside
+        try:
+            self._create()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # locked or disk full: the file may be fine, never move it aside for that
+            self.recovered_from = self._move_aside(exc)
+            self._create()
+
+    def _create(self) -> None:
         with self._connect() as db:
+            # quick_check finds damaged pages now, not as an error on every later query (ms on a small file).
+            damage = [r[0] for r in db.execute("PRAGMA quick_check").fetchall() if r[0] != "ok"]
+            if damage:
+                raise sqlite3.DatabaseError(f"the database is damaged: {'; '.join(damage[:3])}")
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _move_aside(self, exc: Exception) -> Path:
+        """Keep a damaged database for inspection and start an empty one (the studio must start)."""
+        target = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                source.replace(Path(f"{target}{suffix}"))
+        log.error("the job database %s could not be read (%s); moved it to %s and started an empty one",
+                  self.path, exc, target)
+        return target
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -158,16 +190,20 @@ class JobStore:
 
     def finish(
         self, job_id: str, state: str, *, error: str | None = None, output: str | None = None,
-        sidecar: str | None = None, record: dict[str, Any] | None = None,
+        sidecar: str | None = None, record: dict[str, Any] | None = None, stage: str | None = None,
+        message: str | None = None,
     ) -> None:
-        assert state in FINISHED_STATES
+        """End a job; ``stage``/``message`` are the last progress seen (progress writes are throttled)."""
+        if state not in FINISHED_STATES:
+            raise ValueError(f"{state!r} is not a finished state")
         with self._connect() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, error = ?, output = COALESCE(?, output), sidecar = COALESCE(?, sidecar),"
-                " record = COALESCE(?, record), finished = ?, fraction = CASE WHEN ? = 'done' THEN 1 ELSE fraction END"
+                " record = COALESCE(?, record), finished = ?, fraction = CASE WHEN ? = 'done' THEN 1 ELSE fraction END,"
+                " stage = COALESCE(?, stage), message = COALESCE(?, message)"
                 " WHERE id = ?",
                 (state, error, output, sidecar, json.dumps(record, default=str) if record is not None else None,
-                 time.time(), state, job_id),
+                 time.time(), state, stage, message, job_id),
             )
 
     def request_cancel(self, job_id: str) -> str | None:
@@ -208,6 +244,38 @@ class JobStore:
         with self._connect() as db:
             return db.execute("DELETE FROM jobs WHERE id = ? AND state != ?", (job_id, RUNNING)).rowcount == 1
 
+    def prune_history(self, keep: int) -> list[str]:
+        """Delete all but the ``keep`` newest finished jobs (queued and running ones are never touched).
+
+        Returns the ids removed, so the caller can delete what belonged to them (previews).
+        """
+        if keep < 0:
+            raise ValueError("keep must be 0 or more")
+        marks = ",".join("?" * len(FINISHED_STATES))
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            ids = [r[0] for r in db.execute(
+                f"SELECT id FROM jobs WHERE state IN ({marks}) ORDER BY seq DESC LIMIT -1 OFFSET ?",
+                (*FINISHED_STATES, keep),
+            ).fetchall()]
+            db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
+            db.execute("COMMIT")
+        return ids
+
+    def count(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's own consistency check plus JSON columns that do not parse; [] when all is well."""
+        with self._connect() as db:
+            problems = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
+            for row in db.execute("SELECT id, spec, record FROM jobs").fetchall():
+                problems += _bad_json(f"job {row['id']}", row["spec"], row["record"])
+            for row in db.execute("SELECT job_id, name, checkpoint FROM stages").fetchall():
+                problems += _bad_json(f"stage {row['job_id']}/{row['name']}", row["checkpoint"])
+        return problems
+
     def mark_interrupted(self) -> list[str]:
         """Jobs left 'running' by a crashed or killed process become 'interrupted'."""
         with self._connect() as db:
@@ -223,12 +291,16 @@ class JobStore:
     # --- stage checkpoints --------------------------------------------------------------
     def stage_done(self, job_id: str, name: str, seconds: float, checkpoint: dict[str, Any]) -> None:
         with self._connect() as db:
-            db.execute(
-                "INSERT INTO stages (job_id, name, state, seconds, checkpoint) VALUES (?, ?, 'done', ?, ?)"
-                " ON CONFLICT(job_id, name) DO UPDATE SET state='done', seconds=excluded.seconds,"
-                " checkpoint=excluded.checkpoint",
-                (job_id, name, seconds, json.dumps(checkpoint, default=str)),
-            )
+            _upsert_stage(db, job_id, name, seconds, checkpoint)
+
+    def checkpoint(self, job_id: str, name: str, seconds: float, checkpoint: dict[str, Any],
+                   record: dict[str, Any]) -> None:
+        """Mark a stage done and store the job record in one transaction (never one without the other)."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            _upsert_stage(db, job_id, name, seconds, checkpoint)
+            db.execute("UPDATE jobs SET record = ? WHERE id = ?", (json.dumps(record, default=str), job_id))
+            db.execute("COMMIT")
 
     def stages(self, job_id: str) -> dict[str, dict[str, Any]]:
         with self._connect() as db:
@@ -256,6 +328,26 @@ class JobStore:
         with self._connect() as db:
             row = db.execute("SELECT seconds_per_unit FROM timings WHERE key = ?", (key,)).fetchone()
         return float(row[0]) if row else None
+
+
+def _upsert_stage(db: sqlite3.Connection, job_id: str, name: str, seconds: float,
+                  checkpoint: dict[str, Any]) -> None:
+    db.execute(
+        "INSERT INTO stages (job_id, name, state, seconds, checkpoint) VALUES (?, ?, 'done', ?, ?)"
+        " ON CONFLICT(job_id, name) DO UPDATE SET state='done', seconds=excluded.seconds,"
+        " checkpoint=excluded.checkpoint",
+        (job_id, name, seconds, json.dumps(checkpoint, default=str)),
+    )
+
+
+def _bad_json(where: str, *texts: str) -> list[str]:
+    problems = []
+    for text in texts:
+        try:
+            json.loads(text)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{where}: unreadable JSON ({exc})")
+    return problems
 
 
 def _to_row(row: sqlite3.Row) -> JobRow:

@@ -60,7 +60,9 @@ def probe_video(path: Path) -> VideoInfo:
     try:
         frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (RuntimeError, OSError) as exc:
-        raise VideoProbeError(f"ffmpeg could not decode the video ({exc}).") from exc
+        log.info("decoding %s failed: %s", path, exc)  # the full ffmpeg banner is for the log, not the user
+        raise VideoProbeError("ffmpeg could not decode the video: the file is damaged or uses an"
+                              " unsupported codec.") from exc
     if frames <= 0:
         raise VideoProbeError("The video has no frames.")
     return VideoInfo(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from backend.models.registry import MODELS
+
 import importlib
 import sys
 from pathlib import Path
@@ -111,6 +113,31 @@ def test_models_page_shows_status_and_handles_offline_download(idle_studio: Path
     run(at)
     poll(at, lambda a: any("offline" in e.value.lower() or "space" in e.value.lower() for e in a.error), timeout=60)
     assert at.button(key="m_download_sdxl-turbo") is not None  # can be tried again
+
+
+def test_models_page_points_a_preset_at_a_folder_already_on_disk(idle_studio: Path) -> None:
+    from backend.models.tiny import ensure_tiny_model
+
+    root = generator().paths.models
+    folder = ensure_tiny_model("svd", root)  # a real StableVideoDiffusionPipeline folder
+    at = open_page(run(new_app()), "app_pages/models.py")
+    at.text_input(key="m_link_path_svd-xt").input("/nonexistent/folder")
+    run(at)  # the button enables once the field has text
+    at.button(key="m_link_svd-xt").click()
+    run(at)
+    assert any("cannot serve" in e.value.replace("\\", "") for e in at.error)
+    at.text_input(key="m_link_path_sdxl-base").input(str(folder))  # wrong pipeline class
+    run(at)  # the button enables once the field has text
+    at.button(key="m_link_sdxl-base").click()
+    run(at)
+    assert any("needs a StableDiffusionXLPipeline" in e.value.replace("\\", "") for e in at.error)
+    at.text_input(key="m_link_path_svd-xt").input(str(folder))
+    run(at)  # the button enables once the field has text
+    at.button(key="m_link_svd-xt").click()
+    run(at)
+    from backend.models import store
+
+    assert store.status(MODELS["svd-xt"], root).state == "linked"
 
 
 def test_system_page_shows_readings_and_runs_diagnostics(idle_studio: Path) -> None:

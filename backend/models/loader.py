@@ -44,7 +44,8 @@ def load_pipeline(ref: ModelRef, models_root: Path, *, dtype: Any) -> Any:
     folder = resolve_model_folder(ref, models_root)
     pipeline_cls = getattr(diffusers, ref.pipeline_class)
     log.info("loading %s (%s) from %s as %s", ref.key, ref.pipeline_class, folder, dtype)
-    kwargs: dict[str, Any] = {"dtype": dtype}
+    # safetensors only: a pickled .bin in a linked folder could run code when loaded.
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
     if ref.pipeline_class.startswith("StableDiffusionXL"):
         kwargs["add_watermarker"] = False  # invisible-watermark is not a dependency; and it alters frames
     if ref.variant and any(folder.glob(f"*/*.{ref.variant}.safetensors")):

@@ -9,6 +9,7 @@ which is what makes a retry after an out-of-memory step-down (or a resume) cheap
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,5 +138,8 @@ def _one_keyframe(ctx: StageContext, pipe: Any, index: int, count: int, prompt: 
 def _save_atomic(image: Image.Image, path: Path) -> None:
     """Write beside the target and rename, so a crash never leaves a half-written keyframe."""
     tmp = path.with_suffix(".tmp.png")
-    image.save(tmp)
+    with open(tmp, "wb") as handle:
+        image.save(handle, format="PNG")
+        handle.flush()
+        os.fsync(handle.fileno())  # the rename must not reach the disk before the data does
     tmp.replace(path)
