@@ -1,0 +1,163 @@
+"""The GPU benchmark harness (bench.pipeline) at --size tiny on the CPU: structure and sanity of its report.
+
+The harness runs in-process with the tiny test set (output is noise): every stage through the studio's
+own code and as a plain diffusers call, the whole video through JobRunner, the report rendered as JSON,
+text and markdown. CUDA-only sections (memory budgets, fast paths) must be present and marked skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import pipeline, report
+from bench.configs import STAGES, PipelineFactory, build_full, denoiser_of
+from bench.flops import Peak, StepClock, Timed, mfu, spec_peak, synthetic_flops
+from bench.report import FAST_PATH_STAGES
+
+MODEL_STAGES = ("keyframes", "svd", "cogvideox")
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "report.json"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STUDIO_HOME", str(out.parent / "home"))
+        assert pipeline.main(["--size", "tiny", "--json", "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def test_header_says_what_ran(tiny_report: dict) -> None:
+    assert tiny_report["schema"] == "bench.pipeline/1"
+    assert tiny_report["size"] == "tiny" and tiny_report["device"]["kind"] == "cpu"
+    assert tiny_report["command"].startswith("python -m bench.pipeline --size tiny")
+    assert tiny_report["device"]["peak_tflops"] > 0 and "measured" in tiny_report["device"]["peak_source"]
+    assert {"torch", "diffusers", "transformers", "ffmpeg"} <= set(tiny_report["software"])
+    assert "noise" in tiny_report["note"]
+
+
+def test_every_stage_is_timed_against_its_baseline(tiny_report: dict) -> None:
+    rows = {row["stage"]: row for row in tiny_report["stages"]}
+    assert list(rows) == [*MODEL_STAGES, "post"]
+    for name, row in rows.items():
+        assert row["studio"]["seconds"] > 0 and row["baseline"]["seconds"] > 0, name
+        assert _finite(row["ratio"]) and row["ratio"] > 0, name
+        assert row["same_work"] is True, name
+    for name in MODEL_STAGES:
+        row = rows[name]
+        assert row["steps_run"] == row["steps"] == STAGES["tiny"][name].steps
+        assert row["flops_per_step"] > 0 and row["cfg_batch"] == 2, name
+        for side in ("studio", "baseline"):
+            timed = row[side]
+            assert timed["denoiser_calls"] == row["steps"], (name, side)
+            assert timed["seconds_per_step"] > 0 and timed["peak_vram_gb"] is None, (name, side)
+            assert timed["flops_per_run"] == row["flops_per_step"] * row["steps"], (name, side)
+            assert _finite(timed["mfu"]) and 0 < timed["mfu"], (name, side)
+        assert row["studio"]["plan"].startswith("cpu") and row["studio"]["plan"].endswith("(float32)")
+
+
+def test_whole_video_runs_through_job_runner_and_is_replayed_plainly(tiny_report: dict) -> None:
+    video = tiny_report["video"]
+    assert "5 keyframes + 4 tiny-svd segments" in video["label"]
+    assert video["studio"]["seconds"] > 0 and video["studio"]["pipeline_calls"] == 9
+    assert set(video["studio"]["stages"]) >= {"keyframes", "motion", "finish"}
+    assert set(video["baseline"]["parts"]) == {"keyframes", "motion", "post"}
+    assert all(seconds > 0 for seconds in video["baseline"]["parts"].values())
+    assert _finite(video["ratio"]) and video["same_work"] is True
+    assert video["step_downs"] == []
+
+
+def test_cuda_only_sections_are_present_and_marked_skipped(tiny_report: dict) -> None:
+    budgets = tiny_report["budgets"]
+    assert budgets["rows"] == [] and "needs CUDA" in budgets["skipped"]
+    rows = tiny_report["fast_paths"]
+    assert {row["name"] for row in rows} == set(FAST_PATH_STAGES)
+    for row in rows:
+        assert row["status"] == "skipped: needs CUDA" or row["status"].startswith("n/a"), row
+        assert "ratio" not in row and "win" not in row  # nothing claims a win that was not measured
+    targets = tiny_report["targets"]
+    assert len(targets) == len(report.TARGETS) and all(t["met"] is None for t in targets)
+
+
+def test_report_renders_as_text_and_markdown(tiny_report: dict) -> None:
+    text, markdown = report.render_text(tiny_report), report.render_markdown(tiny_report)
+    for title in ("Stages", "Whole video", "Memory budgets", "Fast paths", "Targets"):
+        assert title in text and title in markdown
+    assert "| keyframes | tiny-sdxl |" in markdown
+
+
+def test_synthetic_denoiser_inputs_count_the_same_flops_as_the_real_call(tiny_report: dict) -> None:
+    """--flops-only counts full-size FLOPs from synthetic inputs; at tiny size they match the captured call."""
+    import torch
+
+    from backend.paths import runtime_paths
+
+    factory = PipelineFactory("random", runtime_paths().models, "cpu", torch.float32)
+    captured = {row["stage"]: row.get("flops_per_step") for row in tiny_report["stages"]}
+    for name in MODEL_STAGES:
+        shape = STAGES["tiny"][name]
+        assert synthetic_flops(shape, denoiser_of(factory.get(shape.model_key))) == captured[name], name
+
+
+def test_full_size_configs_have_the_published_parameter_counts() -> None:
+    """Built on the meta device (no memory, no GPU): the counts the registry lists for each component."""
+    import torch
+
+    from backend.models.registry import find_model
+    from backend.paths import runtime_paths
+
+    for key in ("sdxl-base", "svd-xt", "cogvideox-5b-i2v"):
+        pipe = build_full(key, runtime_paths().models, device="meta", dtype=torch.bfloat16)
+        for component in find_model(key).components:
+            module = getattr(pipe, component.name)
+            params = sum(p.numel() for p in module.parameters()) / 1e9
+            assert params == pytest.approx(component.params_b, abs=0.002), (key, component.name)
+            assert next(module.parameters()).dtype == torch.bfloat16
+
+
+def test_gpu_peaks_and_mfu() -> None:
+    assert spec_peak("NVIDIA H100 80GB HBM3").tflops == 989.4
+    assert spec_peak("NVIDIA H100 PCIe").tflops == 756.0
+    assert spec_peak("NVIDIA H200").tflops == 989.4
+    assert spec_peak("NVIDIA A100-SXM4-80GB").tflops == 312.0
+    assert spec_peak("NVIDIA L40S").tflops == 362.05
+    assert spec_peak("NVIDIA L4").tflops == 121.0
+    assert spec_peak("NVIDIA GeForce RTX 4090").tflops == 165.2
+    assert spec_peak("Some Future GPU") is None
+    # The anchor: 406 TFLOPs per SDXL image in 2.5 s on an H100 is about 16% MFU.
+    assert mfu(406e12, 2.5, Peak(989.4, "spec")) == pytest.approx(0.164, abs=0.001)
+    assert mfu(None, 1.0, Peak(1.0, "spec")) is None
+
+
+def test_timed_scales_missing_steps_by_the_measured_step_time() -> None:
+    clock = StepClock("cpu")
+    clock.marks = [1.0, 1.5, 2.0]  # 0.5 s per step
+    timed = Timed.of(3.0, clock, steps=10, steps_run=3, calls=3, peak_gb=None)
+    assert timed.seconds_per_step == 0.5 and timed.seconds == pytest.approx(3.0 + 7 * 0.5)
+    assert "scaled" in timed.to_dict()
+
+
+def test_quality_metrics() -> None:
+    import numpy as np
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
+    assert report.psnr(frames, frames) == 100.0 and report.ssim(frames, frames) == pytest.approx(1.0)
+    noisy = np.clip(frames.astype(int) + 20, 0, 255).astype(np.uint8)
+    assert 15 < report.psnr(frames, noisy) < 40 and report.ssim(frames, noisy) < 1.0
+
+
+def test_full_size_needs_cuda_unless_counting_flops(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit):
+        pipeline.parse_args(["--size", "full"])
+    assert pipeline.parse_args(["--size", "full", "--flops-only"]).flops_only
