@@ -1,0 +1,189 @@
+"""`python -m backend finish INPUT --out OUT.mp4 ...`: the finishing chain applied to any video.
+
+Standalone, only the steps asked for are applied (no grade or sharpening unless given); the
+output is the same verified, atomically written file the studio delivers. Until the subcommand is
+wired into ``python -m backend`` it also runs as ``python -m backend.finish_cli finish ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from backend.luts import LutError
+from backend.paths import runtime_paths
+from backend.spec import ASPECT_POLICIES, ENCODERS, GRADES, INTERPOLATIONS, STABILIZERS, PostOptions, SpecError
+from backend.stages.postprocess import FinishError, FinishResult, FinishTarget, finish
+from backend.video_io import VideoProbeError, iter_frames, probe_video_fast
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(ValueError):
+    """Arguments that cannot work together; the message is for the user."""
+
+
+class VideoFileSource:
+    """A video file as a re-iterable frame source (each ``frames()`` call decodes from the start)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        info = probe_video_fast(path)
+        self.fps, self.count = info.fps, info.frames
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise VideoProbeError("The video does not state a frame rate.")
+        frames = iter_frames(path)
+        try:  # the decoded size (rotation applied), not the header's
+            first = next(frames, None)
+        finally:
+            frames.close()
+        if first is None:
+            raise VideoProbeError("The video has no frames that ffmpeg can decode.")
+        self.height, self.width = first.shape[:2]
+
+    def frames(self) -> Iterator[np.ndarray]:
+        return iter_frames(self.path)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def add_finish_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "finish", help="upscale, grade, sharpen, stabilise and encode a video file",
+        description="Apply the studio's finishing chain to a video and write a verified H.264 MP4 "
+                    "(or, if that fails, the next format that works: MPEG-4 MP4, GIF, PNG frames).")
+    parser.add_argument("input", type=Path, help="video file to finish")
+    parser.add_argument("--out", type=Path, required=True, help="output file, ending in .mp4")
+    parser.add_argument("--fps", type=int, help="output frame rate (default: the input's, rounded)")
+    parser.add_argument("--size", default="1920x1080", help="output size WxH (default 1920x1080)")
+    parser.add_argument("--frames", type=int, help="exact output frame count (default: input duration x fps)")
+    parser.add_argument("--interpolation", choices=INTERPOLATIONS, default="blend",
+                        help="frame-rate conversion (default blend)")
+    parser.add_argument("--aspect", choices=ASPECT_POLICIES, default="fit",
+                        help="fit = pad with black bars, fill = crop (default fit); never stretched")
+    parser.add_argument("--grade", choices=GRADES, default="none", help="colour grade preset (default none)")
+    parser.add_argument("--lut", help=".cube 3D LUT applied after the grade")
+    parser.add_argument("--sharpen", type=float, default=0.0, help="unsharp amount 0..3 (default 0 = off)")
+    parser.add_argument("--stabilize", nargs="?", const="vidstab", default="off", choices=STABILIZERS,
+                        help="stabilise: vidstab (two-pass, the default when given alone) or deshake")
+    parser.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default 18)")
+    parser.add_argument("--encoder", choices=ENCODERS, default="libx264",
+                        help="libx264 (default), h264_nvenc (GPU, faster) or auto")
+    parser.add_argument("--title", help="title embedded in the file (default: the output name)")
+    parser.add_argument("--comment", help="comment embedded in the file (default: the settings as JSON)")
+    parser.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.set_defaults(handler=run_finish)
+
+
+def run_finish(args: argparse.Namespace) -> int:
+    """Exit 0 on success (prints the output path or JSON); otherwise a one-line error on stderr."""
+    try:
+        result = _finish(args)
+    except (UsageError, SpecError, LutError, VideoProbeError) as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    except FinishError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc} ({exc.filename or 'file system'})", EXIT_FAILED)
+    except KeyboardInterrupt:  # ffmpeg has been stopped by then; nothing was published
+        return _fail("interrupted; no output written", EXIT_INTERRUPTED)
+    if args.json:
+        print(json.dumps({"input": str(args.input), **result.to_dict()}, indent=2))
+        return 0
+    for reason in result.fallbacks:  # say so when the file is not the H.264 MP4 asked for
+        print(f"note: {' '.join(reason.split())}", file=sys.stderr)
+    print(result.path)
+    return 0
+
+
+def _finish(args: argparse.Namespace) -> FinishResult:
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise UsageError(f"--out must end in .mp4 (got {out.name!r}).")
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"{out} already exists; pass --overwrite to replace it.")
+    if not Path(args.input).is_file():
+        raise UsageError(f"input video {args.input} not found.")
+    width, height = _size(args.size)
+    options = PostOptions(interpolation=args.interpolation, aspect=args.aspect, grade=args.grade,
+                          lut=args.lut, sharpen=args.sharpen, stabilize=args.stabilize, crf=args.crf,
+                          encoder=args.encoder)
+    options.validate()
+    source = VideoFileSource(Path(args.input))
+    fps = args.fps if args.fps is not None else max(1, round(source.fps))
+    if not 1 <= fps <= 240:
+        raise UsageError(f"--fps must be between 1 and 240 (got {fps}).")
+    frames = args.frames if args.frames is not None else max(1, round(len(source) / source.fps * fps))
+    if frames < 1:
+        raise UsageError(f"--frames must be positive (got {frames}).")
+    target = FinishTarget(width, height, fps, frames)
+    metadata = {
+        "title": args.title if args.title is not None else out.stem,
+        "comment": args.comment if args.comment is not None else json.dumps(
+            {"finish": asdict(options), "target": asdict(target), "source": Path(args.input).name}),
+    }
+    with tempfile.TemporaryDirectory(prefix="finish-", dir=_temp_root()) as workdir:
+        return finish(source, target=target, options=options, workdir=Path(workdir), output_path=out,
+                      metadata=metadata, report=_console_progress() if not args.json else None)
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise UsageError(f"--size must look like 1920x1080 (got {text!r}).")
+    width, height = int(parts[0]), int(parts[1])
+    if not (16 <= width <= 7680 and 16 <= height <= 4320):
+        raise UsageError(f"--size {width}x{height} is out of range (16x16 .. 7680x4320).")
+    return width, height
+
+
+def _temp_root() -> Path | None:
+    """The studio's temp/ folder when it exists (same disk as outputs/), else the system's."""
+    temp = runtime_paths().temp
+    return temp if temp.is_dir() else None
+
+
+def _console_progress():
+    if not sys.stderr.isatty():
+        return None
+
+    def report(fraction: float, message: str, step: int | None, total: int | None) -> None:
+        sys.stderr.write(f"\r{fraction:6.1%}  {message[:70]:<70}")
+        if fraction >= 1.0:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return report
+
+
+def _fail(message: str, code: int) -> int:
+    line = " ".join(str(message).split())  # one line, whatever ffmpeg's text contained
+    print(f"error: {line}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend.finish_cli")
+    add_finish_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

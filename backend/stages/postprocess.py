@@ -1,0 +1,283 @@
+"""Finishing: the assembled clip becomes the delivered, verified file in one ffmpeg filter graph.
+
+Steps (each optional, each recorded): stabilise, grade + LUT, frame-rate conversion, exact frame
+count, lanczos scale with an explicit aspect policy, sharpen, encode. The graph itself is built in
+``filtergraph.py``; running ffmpeg, verifying and publishing in ``export.py``. Here:
+
+  1. validate inputs (sizes even, LUT readable) with errors a user can act on
+  2. vidstab pass 1, if asked: measure the shake (the source is streamed a first time)
+  3. for each format of the fallback chain H.264 -> MPEG-4 MP4 -> GIF -> PNG frames:
+     stream the source through the graph into the job's work folder, verify, move into place
+  4. record what was produced, how, and why any format before it failed
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+
+import numpy as np
+
+from backend.luts import load_cube, write_cube
+from backend.spec import PostOptions
+from backend.stages import export, filtergraph
+from backend.stages.filtergraph import GraphPlan, OutputShape, SourceShape
+from backend.video_io import ffmpeg_exe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.context import StageContext
+
+log = logging.getLogger(__name__)
+
+DETECT_SHARE = 0.2  # share of the progress bar for vidstab's analysis pass
+
+Report = Callable[[float, str, "int | None", "int | None"], None]
+
+
+class FrameSource(Protocol):
+    fps: float
+    width: int
+    height: int
+
+    def frames(self) -> Iterator[np.ndarray]: ...
+
+    def __len__(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class FinishTarget:
+    width: int
+    height: int
+    fps: int
+    total_frames: int  # the output has exactly this many frames at ``fps``
+
+
+@dataclass
+class FinishResult:
+    path: Path
+    format: str
+    codec: str
+    frames: int
+    fps: float
+    width: int
+    height: int
+    filter_graph: str
+    ffmpeg_args: list[str]
+    fallbacks: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+class FinishError(RuntimeError):
+    """No output format survived; the message carries ffmpeg's own error text."""
+
+
+def run(clip: FrameSource, ctx: StageContext, *, output_path: Path, metadata: dict[str, str]) -> FinishResult:
+    """Stage form: target and options from the job spec, progress and cancel through ``ctx``."""
+    spec = ctx.spec
+    result = finish(
+        clip,
+        target=FinishTarget(spec.width, spec.height, spec.fps, spec.total_frames),
+        options=spec.post,
+        workdir=ctx.workdir / "finish",
+        output_path=output_path,
+        metadata=metadata,
+        report=lambda fraction, message, step, total: ctx.report(fraction, message, step=step, total=total),
+        check_cancelled=ctx.check_cancelled,
+    )
+    ctx.record["finish"] = result.to_dict()
+    return result
+
+
+def finish(source: FrameSource, *, target: FinishTarget, options: PostOptions, workdir: Path, output_path: Path,
+           metadata: dict[str, str], report: Report | None = None,
+           check_cancelled: Callable[[], None] | None = None) -> FinishResult:
+    """Apply the finishing chain to ``source`` and deliver a verified file at ``output_path``.
+
+    The suffix of the delivered file follows the format that survived (``.gif`` after a fallback,
+    a ``<stem>_frames`` folder for PNG frames). Raises SpecError/LutError/ValueError for bad input,
+    FinishError when no format could be written, and whatever ``check_cancelled`` raises on cancel;
+    on any error nothing is left at the destination.
+    """
+    started = time.monotonic()
+    options.validate()
+    target, notes = _normalise(target)
+    shape = _source_shape(source)
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    progress = _Progress(report, target.total_frames)
+    cancelled = check_cancelled or (lambda: None)
+
+    lut_file = _stage_lut(options.lut, workdir)
+    transforms = None
+    if options.stabilize == "vidstab":
+        transforms = _detect_shake(source, shape, workdir, progress, cancelled)
+    out = OutputShape(target.width, target.height, target.fps, target.total_frames)
+    plan = filtergraph.build_graph(shape, out, options, lut_file=lut_file, transforms_file=transforms)
+    encoder, encoder_note = export.choose_encoder(options.encoder)
+    if encoder_note:
+        notes.append(encoder_note)
+    log.info("finishing %d frames -> %dx%d@%d with %s: %s", len(source), out.width, out.height, out.fps, encoder,
+             plan.graph())
+
+    fallbacks: list[str] = []
+    for index, fmt in enumerate(export.fallback_chain(encoder), start=1):
+        try:
+            result = _attempt(index, fmt, source, shape, plan, target, options, workdir, output_path, metadata,
+                              progress, cancelled)
+        except (export.EncodeFailed, export.VerifyFailed) as exc:
+            fallbacks.append(f"{fmt.label} failed: {exc}")
+            log.warning("finish: %s failed: %s", fmt.label, exc)
+            if isinstance(exc, export.EncodeFailed) and exc.no_space:
+                raise FinishError(f"Not enough disk space to write the video: {exc}") from exc
+            continue
+        result.fallbacks = fallbacks
+        result.steps = notes + list(plan.steps) + [export.describe_encode(fmt, options.crf)] + result.steps
+        result.seconds = round(time.monotonic() - started, 3)
+        progress.done(f"wrote {result.format}: {result.path.name}")
+        if fallbacks:
+            log.warning("finish: delivered %s after %d failed format(s)", result.format, len(fallbacks))
+        return result
+    raise FinishError("No output format could be written. " + " ".join(fallbacks))
+
+
+def _attempt(index: int, fmt: export.OutputFormat, source: FrameSource, shape: SourceShape, plan: GraphPlan,
+             target: FinishTarget, options: PostOptions, workdir: Path, output_path: Path,
+             metadata: dict[str, str], progress: _Progress, cancelled: Callable[[], None]) -> FinishResult:
+    """One format: encode into the work folder, verify, publish. Cleans up after itself on failure."""
+    temp = temp_output(workdir, fmt, index)
+    export.remove_path(temp, inside=workdir)
+    graph = plan.graph(fmt.tail)
+    # Relative to ffmpeg's cwd (the work folder): no '%' or odd characters of the user's path
+    # reach image2's pattern expansion, and the recorded arguments stay short.
+    destination_arg = temp.name if temp.parent == workdir else str(temp)
+    if fmt.container == "image2":
+        temp.mkdir(parents=True)
+        destination_arg += "/%06d.png"
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
+            *export.input_args(shape.width, shape.height, filtergraph.rate_text(shape.fps)),
+            "-vf", graph, *export.output_args(fmt, crf=options.crf, metadata=metadata), destination_arg]
+    progress.begin(f"encoding {fmt.label}")
+    try:
+        args = export.run_ffmpeg(args, source.frames(), shape=(shape.height, shape.width, 3), cwd=workdir,
+                                 name=f"attempt{index}", on_progress=progress.frames,
+                                 check_cancelled=cancelled)
+        found = export.verify_output(temp, fmt, width=target.width, height=target.height,
+                                     frames=target.total_frames, fps=target.fps)
+        destination = _destination(output_path, fmt)
+        try:
+            final = export.publish(temp, destination)
+        except OSError as exc:  # a verified file that cannot be moved: no other format would fare better
+            raise FinishError(f"Could not move the finished video into {destination.parent}: {exc}") from exc
+    except BaseException:
+        export.remove_path(temp, inside=workdir)
+        raise
+    steps = [f"verified:{found.frames} frames {found.width}x{found.height} {found.codec}"]
+    return FinishResult(final, fmt.key, found.codec, found.frames, found.fps, found.width, found.height,
+                        graph, args, steps=steps)
+
+
+def temp_output(workdir: Path, fmt: export.OutputFormat, index: int) -> Path:
+    """Where attempt ``index`` writes (inside the work folder, never in outputs/)."""
+    slug = fmt.key.replace("/", "-")
+    return workdir / f"attempt{index}-{slug}{fmt.suffix}"
+
+
+def _destination(output_path: Path, fmt: export.OutputFormat) -> Path:
+    output_path = Path(output_path)
+    if fmt.container == "image2":
+        return output_path.with_name(f"{output_path.stem}_frames")
+    return output_path.with_suffix(fmt.suffix)
+
+
+def _detect_shake(source: FrameSource, shape: SourceShape, workdir: Path, progress: _Progress,
+                  cancelled: Callable[[], None]) -> str:
+    """vidstab pass 1 over the source; returns the transforms file name (relative to ``workdir``)."""
+    name = filtergraph.TRANSFORMS_FILE
+    (workdir / name).unlink(missing_ok=True)
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
+            *export.input_args(shape.width, shape.height, filtergraph.rate_text(shape.fps)),
+            "-vf", filtergraph.detect_graph(name), "-f", "null", "-"]
+    progress.detecting(len(source))
+    try:
+        export.run_ffmpeg(args, source.frames(), shape=(shape.height, shape.width, 3), cwd=workdir,
+                          name="stabilize-detect", on_progress=progress.frames, check_cancelled=cancelled)
+    except export.EncodeFailed as exc:
+        raise FinishError(f"Stabilisation could not analyse the video: {exc}") from exc
+    return name
+
+
+def _stage_lut(lut: str | None, workdir: Path) -> str | None:
+    """Validate the user's LUT and put a normalised copy where ffmpeg reads it by a plain name."""
+    if not lut:
+        return None
+    cube = load_cube(Path(lut))  # LutError (a ValueError) with line number and reason
+    write_cube(cube, workdir / filtergraph.LUT_FILE)
+    return filtergraph.LUT_FILE
+
+
+def _normalise(target: FinishTarget) -> tuple[FinishTarget, list[str]]:
+    """Even output size (H.264 needs it), said out loud rather than done silently."""
+    for name in ("width", "height", "fps", "total_frames"):
+        value = getattr(target, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"finish target {name} must be a positive whole number; got {value!r}")
+    if target.width < 2 or target.height < 2:
+        raise ValueError(f"finish target size {target.width}x{target.height} is too small")
+    width, height = filtergraph.even_down(target.width), filtergraph.even_down(target.height)
+    if (width, height) == (target.width, target.height):
+        return target, []
+    note = f"size:{target.width}x{target.height} -> {width}x{height} (H.264 needs even sizes)"
+    return FinishTarget(width, height, target.fps, target.total_frames), [note]
+
+
+def _source_shape(source: FrameSource) -> SourceShape:
+    count = len(source)
+    if count < 1:
+        raise ValueError("the clip to finish has no frames")
+    if not (isinstance(source.fps, (int, float)) and math.isfinite(source.fps) and source.fps > 0):
+        raise ValueError(f"the clip's frame rate must be positive; got {source.fps!r}")
+    if source.width < 1 or source.height < 1:
+        raise ValueError(f"the clip's size {source.width}x{source.height} is invalid")
+    return SourceShape(int(source.width), int(source.height), float(source.fps), count)
+
+
+class _Progress:
+    """Maps frame counts onto the stage's 0..1 bar; a retry continues from where the bar stands."""
+
+    def __init__(self, report: Report | None, total: int) -> None:
+        self.report, self.total = report, total
+        self.start, self.span, self.fraction = 0.0, 1.0, 0.0
+        self.label, self.unit_total = "", total
+
+    def detecting(self, source_frames: int) -> None:
+        self.label, self.unit_total = "analysing camera shake", source_frames
+        self.start, self.span = 0.0, DETECT_SHARE
+        self._send(self.start, self.label, 0, source_frames)
+
+    def begin(self, label: str) -> None:
+        self.label, self.unit_total = label, self.total
+        self.start, self.span = self.fraction, 1.0 - self.fraction
+        self._send(self.start, label, 0, self.total)
+
+    def frames(self, done: int) -> None:
+        done = min(done, self.unit_total)
+        self._send(self.start + self.span * done / max(1, self.unit_total),
+                   f"{self.label}: frame {done}/{self.unit_total}", done, self.unit_total)
+
+    def done(self, message: str) -> None:
+        self._send(1.0, message, self.total, self.total)
+
+    def _send(self, fraction: float, message: str, step: int, total: int) -> None:
+        self.fraction = max(self.fraction, fraction)  # never backwards, even across a fallback
+        if self.report is not None:
+            self.report(self.fraction, message, step, total)
