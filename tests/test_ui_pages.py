@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from backend.models.registry import MODELS
-
 import importlib
 import sys
 from pathlib import Path
@@ -11,9 +9,10 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from ui_support import idle_studio, new_app, open_page, run, studio_home, texts  # noqa: F401 - fixtures
-from ui_support import fake_done_job, poll, unknown_elements
+from ui_support import fake_done_job, install_generator, poll, unknown_elements
 
 from app_pages.common import generator, process_state
+from backend.models.registry import MODELS
 from backend.spec import JobSpec
 
 
@@ -115,10 +114,15 @@ def test_models_page_shows_status_and_handles_offline_download(idle_studio: Path
     assert at.button(key="m_download_sdxl-turbo") is not None  # can be tried again
 
 
-def test_models_page_points_a_preset_at_a_folder_already_on_disk(idle_studio: Path) -> None:
+def test_models_page_points_a_preset_at_a_folder_already_on_disk(
+        studio_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from backend.models.tiny import ensure_tiny_model
 
+    # Links are recorded in the models folder: use a private one, not the shared tiny-model cache.
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(tmp_path / "models"))
+    install_generator(start_worker=False)
     root = generator().paths.models
+    assert root == tmp_path / "models"
     folder = ensure_tiny_model("svd", root)  # a real StableVideoDiffusionPipeline folder
     at = open_page(run(new_app()), "app_pages/models.py")
     at.text_input(key="m_link_path_svd-xt").input("/nonexistent/folder")

@@ -63,6 +63,7 @@ def download(
             allow_patterns=list(ref.allow_patterns) or None, tqdm_class=tracker.tqdm_class(), token=token,
         )
     except Exception as exc:  # noqa: BLE001 - errors a user can fix become DownloadError; others re-raise
+        _remove_if_empty(folder)  # a failed first attempt leaves no "partial" model behind
         message = explain_hub_error(exc, ref, folder)
         if message is None:
             raise
@@ -205,4 +206,11 @@ class _Discard:
         return len(text)
 
     def flush(self) -> None:
+        pass
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only succeeds when nothing was downloaded (partial files are kept to resume)
+    except OSError:
         pass
