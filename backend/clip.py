@@ -44,6 +44,22 @@ class Clip:
         return cls(paths, fps, width, height)
 
 
+class MemoryClip:
+    """Frames already decoded in RAM: the same interface as ``Clip`` for short clips (benchmarks, tests)."""
+
+    def __init__(self, frames: list[np.ndarray], fps: float) -> None:
+        if not frames:
+            raise ValueError("a clip needs at least one frame")
+        self._frames, self.fps = frames, fps
+        self.height, self.width = frames[0].shape[:2]
+
+    def frames(self) -> Iterator[np.ndarray]:
+        return iter(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
 def save_frames(frames: Iterable[Image.Image | np.ndarray], folder: Path, *, start: int = 0) -> list[Path]:
     """Write frames as PNG (fast compression: these are temporary, lossless artifacts)."""
     folder.mkdir(parents=True, exist_ok=True)

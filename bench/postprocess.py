@@ -23,10 +23,10 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from backend.clip import MemoryClip
 from backend.spec import PostOptions
 from backend.stages import export
 from backend.stages.postprocess import FinishResult, FinishTarget, finish
@@ -36,18 +36,6 @@ OPTIONS = PostOptions(interpolation="blend", aspect="fit", grade="cinematic", sh
                       stabilize="off", crf=18, encoder="libx264")
 
 
-class MemoryClip:
-    """Frames already decoded in RAM (what the studio gets from the assemble stage, minus the PNGs)."""
-
-    def __init__(self, frames: list[np.ndarray], fps: float) -> None:
-        self._frames, self.fps = frames, fps
-        self.height, self.width = frames[0].shape[:2]
-
-    def frames(self) -> Iterator[np.ndarray]:
-        return iter(self._frames)
-
-    def __len__(self) -> int:
-        return len(self._frames)
 
 
 def synthetic_frames(count: int, width: int = 1024, height: int = 576, seed: int = 0) -> list[np.ndarray]:

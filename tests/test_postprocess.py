@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 import pytest
 
-from backend.clip import Clip, save_frames
+from backend.clip import Clip, MemoryClip, save_frames
 from backend.context import JobCancelled, StageContext
 from backend.luts import CubeLut, identity_cube, write_cube
 from backend.paths import runtime_paths
@@ -34,16 +34,6 @@ PLAIN = PostOptions(interpolation="none", grade="none", sharpen=0.0)
 SMALL = FinishTarget(128, 96, 8, 2)
 
 
-class MemoryClip:
-    def __init__(self, frames: list[np.ndarray], fps: float) -> None:
-        self._frames, self.fps = frames, fps
-        self.height, self.width = frames[0].shape[:2]
-
-    def frames(self) -> Iterator[np.ndarray]:
-        return iter(self._frames)
-
-    def __len__(self) -> int:
-        return len(self._frames)
 
 
 class GeneratedClip:
