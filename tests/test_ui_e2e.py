@@ -71,8 +71,8 @@ def test_cancel_a_running_tiny_job_then_requeue_it(studio_home: Path) -> None:
     poll(at, lambda a: generator().status(job_id).state == "running", timeout=120, every=0.5)
     at.button(key=f"cancel_{job_id}").click()
     run(at)
-    poll(at, lambda a: generator().status(job_id).state == "cancelled", timeout=120)
-    assert "cancelled" in texts(at)
+    # Wait for what the user sees, not only the backend: the page must have redrawn since the cancel landed.
+    poll(at, lambda a: generator().status(job_id).state == "cancelled" and "cancelled" in texts(a), timeout=120)
 
     queue = open_page(at, "app_pages/job_queue.py")
     assert "a slow tiny job to cancel" in texts(queue)
