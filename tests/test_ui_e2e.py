@@ -68,7 +68,9 @@ def test_cancel_a_running_tiny_job_then_requeue_it(studio_home: Path) -> None:
     at.button(key="c_generate").click()
     run(at)
     job_id = _job_id(at)
-    poll(at, lambda a: generator().status(job_id).state == "running", timeout=120, every=0.5)
+    # The Cancel button must be on the page the user sees, not only the job running in the backend.
+    poll(at, lambda a: generator().status(job_id).state == "running" and has_button(a, f"cancel_{job_id}"),
+         timeout=120, every=0.5)
     at.button(key=f"cancel_{job_id}").click()
     run(at)
     # Wait for what the user sees, not only the backend: the page must have redrawn since the cancel landed.
@@ -81,3 +83,11 @@ def test_cancel_a_running_tiny_job_then_requeue_it(studio_home: Path) -> None:
     assert generator().status(job_id).state in ("queued", "running")
     generator().cancel(job_id)  # don't leave it running for the next test
     generator().wait(job_id, timeout=120)
+
+
+def has_button(at, key: str) -> bool:
+    try:
+        at.button(key=key)
+    except KeyError:
+        return False
+    return True
