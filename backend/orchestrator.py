@@ -303,6 +303,9 @@ class VideoGenerator:
 
     # --- worker -------------------------------------------------------------------------
     def _work_loop(self) -> None:
+        from backend.library_logging import quiet_ml_libraries
+
+        quiet_ml_libraries()
         failures = 0
         while not self._stop.is_set():
             try:

@@ -129,7 +129,13 @@ def keyframe_prompt(analysis: PromptAnalysis, index: int, count: int) -> str:
     else:
         moment = "a moment later in the same scene"
     action = f", {analysis.action} continues" if analysis.action != "still" else ""
-    return f"{analysis.enhanced_prompt}, {moment}{action}, consistent subject and colours"
+    timing = f"{moment}{action}"
+    core = analysis.prompt.rstrip(" .,;")
+    # CLIP reads 77 tokens: say when we are right after the user's words, before the style phrases.
+    if analysis.enhanced_prompt.startswith(core + ", "):
+        style = analysis.enhanced_prompt[len(core) + 2:]
+        return f"{core}, {timing}, {style}, consistent subject and colours"
+    return f"{analysis.enhanced_prompt}, {timing}, consistent subject and colours"
 
 
 def _first_label(lower: str, table: dict[str, tuple[str, ...]], evidence: dict[str, str], name: str) -> str | None:

@@ -37,6 +37,8 @@ def test_keyframe_prompts_move_forward_in_time():
     assert prompts[0] == a.enhanced_prompt
     assert "later" in prompts[1] and "final moment" in prompts[2]
     assert "rising continues" in prompts[2]
+    # The timing comes right after the user's words, where CLIP's 77-token window keeps it.
+    assert prompts[1].startswith("a balloon rising over mountains, later in the same scene, rising continues")
 
 
 def test_a_users_own_enhanced_prompt_is_used_verbatim():

@@ -123,6 +123,7 @@ def _one_keyframe(ctx: StageContext, pipe: Any, index: int, count: int, prompt: 
             from diffusers import StableDiffusionXLImg2ImgPipeline
 
             img2img = StableDiffusionXLImg2ImgPipeline.from_pipe(pipe)
+            img2img.set_progress_bar_config(disable=True)
             with Image.open(paths[index - 1]) as previous:
                 start = previous.convert("RGB")
             # img2img runs strength × steps denoising steps; report against that many.
