@@ -32,7 +32,7 @@ case "$cmd" in
     exec "$PY" test_system.py "$@"
     ;;
   serve|--host|--port|-h|--help)
-    [ "$cmd" = serve ] && shift
+    if [ $# -gt 0 ] && [ "$1" = serve ]; then shift; fi
     host=${STUDIO_HOST:-127.0.0.1}
     port=${STUDIO_PORT:-8501}
     while [ $# -gt 0 ]; do

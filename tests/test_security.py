@@ -87,14 +87,23 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     port = free_port()
     env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_LOG_FILE=str(home / "studio.log"))
-    proc = subprocess.Popen(launch_command(launch_default_host(), port), cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Where the project's own environment exists (CI, a user's checkout) run launch.sh itself; a
+    # development shell without .venv runs the same command line launch.sh execs.
+    real_launcher = (REPO / ".venv" / "bin" / "python").exists()
+    # Bare ./launch.sh, as a user types it (the port through STUDIO_PORT, which launch.sh documents).
+    command = ["bash", "launch.sh"] if real_launcher else launch_command(launch_default_host(), port)
+    env["STUDIO_PORT"] = str(port)
+    printed = home / "launch-output.txt"
+    with open(printed, "wb") as out:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while not any(p == port for _, p in listening(proc.pid)):
             assert proc.poll() is None, f"streamlit exited with {proc.returncode}"
             assert time.monotonic() < deadline, "streamlit did not start listening"
             time.sleep(0.2)
+        if real_launcher:
+            assert f"Studio: http://127.0.0.1:{port}" in printed.read_text(errors="replace")
         yield proc.pid, port
     finally:
         proc.terminate()
