@@ -323,8 +323,6 @@ class VideoGenerator:
                 self._stop.wait(pause)
 
     def _run_one(self, row: JobRow) -> None:
-        from backend.job_runner import stage_units
-
         job_id = row.id
         live = _Live()
         with self._lock:
@@ -353,6 +351,8 @@ class VideoGenerator:
                 self._live.pop(job_id, None)
                 self._finished_logs[job_id] = tuple(live.log)
         if outcome is not None and spec is not None:
+            from backend.job_runner import stage_units
+
             self._runner().discard_workdir(job_id)  # only now: a crash before this point can still resume
             self._calibrate(spec, outcome.record, stage_units(outcome.record))
         self._housekeeping()
