@@ -21,7 +21,7 @@ from PIL import Image
 from backend.clip import Clip, save_frames
 from backend.context import StageContext
 from backend.imaging import crossfade, fit_fill
-from backend.memory.plans import MemoryPlan, Workload
+from backend.memory.plans import MemoryPlan
 from backend.memory.preflight import motion_model
 from backend.models.registry import ModelRef, model_for
 from backend.prompting import PromptAnalysis
