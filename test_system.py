@@ -202,7 +202,7 @@ def check_port(port: int = 8501) -> list[Check]:
 
 def check_smoke_run() -> list[Check]:
     """A whole tiny-model job end to end: loader, diffusers, memory plan, ffmpeg, store."""
-    from backend.orchestrator import VideoGenerator
+    from backend.jobs.orchestrator import VideoGenerator
     from backend.paths import runtime_paths
     from backend.spec import JobSpec
 

@@ -21,7 +21,7 @@ import streamlit as st
 from backend.paths import runtime_paths
 
 if TYPE_CHECKING:
-    from backend.orchestrator import JobStatus, VideoGenerator
+    from backend.jobs.orchestrator import JobStatus, VideoGenerator
 
 log = logging.getLogger("studio.ui")
 
@@ -63,7 +63,7 @@ def _key() -> str:
 
 def generator() -> "VideoGenerator":
     """The process's orchestrator for the current runtime folder (created on first use)."""
-    from backend.orchestrator import VideoGenerator
+    from backend.jobs.orchestrator import VideoGenerator
 
     holder = process_state()
     key = _key()
@@ -121,7 +121,8 @@ def job_status(job_id: str) -> "JobStatus | None":
 # --- files ---------------------------------------------------------------------------------
 def safe_file(path: str | Path | None, *roots: Path) -> Path | None:
     """``path`` resolved (symlinks included) if it is a file inside one of ``roots``; else None."""
-    from backend.safe_files import UnsafePath, resolve_inside
+    from backend.errors import UnsafePath
+    from backend.media.safe_files import resolve_inside
 
     if not path:
         return None
@@ -148,7 +149,7 @@ def preview_file(path: str | Path | None) -> Path | None:
 
 def output_reader(path: Path) -> Callable[[], bytes]:
     """Lazy contents for st.download_button: read when clicked, re-checked on the open file handle."""
-    from backend.safe_files import read_inside
+    from backend.media.safe_files import read_inside
 
     outputs = generator().paths.outputs
     return lambda: read_inside(path, outputs)

@@ -8,8 +8,8 @@ from app_pages import create_form as form
 from app_pages import create_inputs as inputs
 from app_pages.common import PAGE_JOB, friendly_errors, generator, go, plain, watch
 from app_pages.preflight_view import preflight_panel
+from backend.errors import SpecError
 from backend.prompting import analyze_prompt
-from backend.spec import SpecError
 
 st.title("Create")
 form.init_form()

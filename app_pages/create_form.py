@@ -22,8 +22,9 @@ from backend.spec import (
     MAX_SEED,
     PRESET_NAMES,
     STABILIZERS,
+    FinishOptions,
     JobSpec,
-    PostOptions,
+    upgrade_spec_dict,
 )
 
 MODE_LABELS = {"t2v": "Text → video", "i2v": "Image → video", "extend": "Extend a video"}
@@ -43,19 +44,19 @@ FPS_CHOICES = (8, 12, 16, 24, 25, 30, 48, 60)
 TINY_DEFAULTS = {"c_size": "256x144", "c_duration": 2.0, "c_fps": 8}
 REAL_DEFAULTS = {"c_size": "1920x1080", "c_duration": 4.0, "c_fps": 24}
 
-_POST = PostOptions()
+_FINISH = FinishOptions()
 DEFAULTS: dict[str, Any] = {
     "c_mode": "t2v", "c_models": "default", "c_prompt": "", "c_negative": "", "c_enhanced": "", "c_preset": "standard",
     **REAL_DEFAULTS, "c_seed_random": True, "c_seed": 42, "c_guidance": None, "c_steps": None,
-    "c_keyframes": None, "c_engine": "svd", "c_motion": 0.5, "c_grade": _POST.grade, "c_sharpen": _POST.sharpen,
-    "c_stabilize": _POST.stabilize, "c_interpolation": _POST.interpolation, "c_aspect": _POST.aspect,
-    "c_crf": _POST.crf,
+    "c_keyframes": None, "c_engine": "svd", "c_motion": 0.5, "c_grade": _FINISH.grade, "c_sharpen": _FINISH.sharpen,
+    "c_stabilize": _FINISH.stabilize, "c_interpolation": _FINISH.interpolation, "c_aspect": _FINISH.aspect,
+    "c_crf": _FINISH.crf,
 }
 FIELD_LABELS = {
     "prompt": "Prompt", "negative_prompt": "Negative prompt", "duration": "Duration", "fps": "Frame rate",
     "width": "Output size", "height": "Output size", "seed": "Seed", "guidance": "Guidance", "steps": "Steps",
     "keyframes": "Keyframes", "motion_strength": "Motion strength", "image": "Start image", "video": "Video to extend",
-    "post.lut": "Colour LUT",
+    "finish.lut": "Colour LUT",
 }
 
 
@@ -73,7 +74,8 @@ def keep_form_state() -> None:
 
 def apply_reuse(spec: dict[str, Any]) -> None:
     """Fill the form from an earlier job's spec (Gallery → "reuse settings")."""
-    post = spec.get("post") or {}
+    spec = upgrade_spec_dict(spec)  # a job stored before schema 2 says "post" for "finish"
+    finish = spec.get("finish") or {}
     size = f"{spec.get('width', 1920)}x{spec.get('height', 1080)}"
     values = {
         "c_mode": spec.get("mode"), "c_models": spec.get("model_set"), "c_prompt": spec.get("prompt"),
@@ -81,9 +83,9 @@ def apply_reuse(spec: dict[str, Any]) -> None:
         "c_fps": spec.get("fps"), "c_size": size, "c_seed_random": spec.get("seed") is None,
         "c_seed": spec.get("seed"), "c_guidance": spec.get("guidance"), "c_steps": spec.get("steps"),
         "c_keyframes": spec.get("keyframes"), "c_engine": spec.get("engine"),
-        "c_motion": spec.get("motion_strength"), "c_grade": post.get("grade"), "c_sharpen": post.get("sharpen"),
-        "c_stabilize": post.get("stabilize"), "c_interpolation": post.get("interpolation"),
-        "c_aspect": post.get("aspect"), "c_crf": post.get("crf"),
+        "c_motion": spec.get("motion_strength"), "c_grade": finish.get("grade"), "c_sharpen": finish.get("sharpen"),
+        "c_stabilize": finish.get("stabilize"), "c_interpolation": finish.get("interpolation"),
+        "c_aspect": finish.get("aspect"), "c_crf": finish.get("crf"),
     }
     for key, value in values.items():
         if value is not None or key in ("c_guidance", "c_steps", "c_keyframes"):
@@ -95,8 +97,8 @@ def apply_reuse(spec: dict[str, Any]) -> None:
         if spec.get(kind):
             st.session_state[f"c_stored_{kind}"] = {"path": spec[kind], "name": "(input of an earlier job)",
                                                     "summary": "", "file_id": None}
-    if post.get("lut"):
-        st.session_state["c_stored_lut"] = {"path": post["lut"], "name": "(LUT of an earlier job)",
+    if finish.get("lut"):
+        st.session_state["c_stored_lut"] = {"path": finish["lut"], "name": "(LUT of an earlier job)",
                                             "summary": "", "file_id": None}
 
 
@@ -184,7 +186,7 @@ def build_spec(prompt: str, enhanced: str | None = None) -> JobSpec:
     state = st.session_state
     width, height = (int(v) for v in str(state["c_size"]).split("x"))
     mode = state["c_mode"]
-    post = PostOptions(
+    finish = FinishOptions(
         interpolation=state["c_interpolation"], aspect=state["c_aspect"], grade=state["c_grade"],
         lut=stored_path("lut"), sharpen=float(state["c_sharpen"]), stabilize=state["c_stabilize"],
         crf=int(state["c_crf"]),
@@ -200,5 +202,5 @@ def build_spec(prompt: str, enhanced: str | None = None) -> JobSpec:
         engine=state["c_engine"], motion_strength=float(state["c_motion"]),
         image=stored_path("image") if mode == "i2v" else None,
         video=stored_path("video") if mode == "extend" else None,
-        model_set=state["c_models"], post=post,
+        model_set=state["c_models"], finish=finish,
     )

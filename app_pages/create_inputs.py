@@ -17,7 +17,8 @@ from typing import Any
 import streamlit as st
 
 from app_pages.common import generator, plain, safe_file
-from backend.uploads import StoredUpload, UploadError, display_name
+from backend.errors import UploadError
+from backend.media.uploads import StoredUpload, display_name
 
 log = logging.getLogger("studio.ui")
 
@@ -29,7 +30,7 @@ LUT_LIMIT_MB = 20
 
 
 def start_image() -> None:
-    from backend.uploads import store_image
+    from backend.media.uploads import store_image
 
     uploaded = st.file_uploader("Start image", type=IMAGE_TYPES, key="c_image_upload",
                                 max_upload_size=IMAGE_LIMIT_MB,
@@ -42,7 +43,7 @@ def start_image() -> None:
 
 
 def source_video() -> None:
-    from backend.uploads import store_video
+    from backend.media.uploads import store_video
 
     uploaded = st.file_uploader("Video to extend", type=VIDEO_TYPES, key="c_video_upload",
                                 max_upload_size=VIDEO_LIMIT_MB, help="The new seconds continue from its last frame.")
@@ -51,7 +52,7 @@ def source_video() -> None:
 
 
 def lut() -> None:
-    """LUT upload: validated by backend.luts, stored as a normalised copy under uploads/luts/."""
+    """LUT upload: validated by backend.media.luts, stored as a normalised copy under uploads/luts/."""
     uploaded = st.file_uploader("Colour LUT (.cube)", type=["cube"], key="c_lut_upload",
                                 max_upload_size=LUT_LIMIT_MB, help="A 3D LUT applied after the grade.")
     _take(uploaded, "lut", store_lut)
@@ -60,7 +61,7 @@ def lut() -> None:
 
 def store_lut(data: bytes, client_name: str, uploads: Path) -> StoredUpload:
     """Check a .cube file by content and store the normalised copy ffmpeg will read (generated name)."""
-    from backend import luts
+    from backend.media import luts
 
     if not data:
         raise UploadError("The file is empty (0 bytes).")
@@ -91,18 +92,18 @@ def _take(uploaded: Any, kind: str, store: Callable[..., Any]) -> None:
     if isinstance(previous, dict) and previous.get("file_id") == uploaded.file_id:
         return  # already handled on an earlier rerun
     # The client's name is only shown, cleaned (last part, no control characters) and escaped.
-    record: dict[str, Any] = {"file_id": uploaded.file_id, "name": display_name(uploaded.name), "path": None,
+    upload: dict[str, Any] = {"file_id": uploaded.file_id, "name": display_name(uploaded.name), "path": None,
                               "summary": ""}
     try:
         stored = store(uploaded.getvalue(), uploaded.name, generator().paths.uploads)
     except (UploadError, ValueError) as exc:  # the backend's refusals carry the reason for the user
-        record["error"] = str(exc)
+        upload["error"] = str(exc)
     except OSError as exc:
         log.exception("storing an upload failed")
-        record["error"] = f"The upload could not be saved ({exc.strerror or exc})."
+        upload["error"] = f"The upload could not be saved ({exc.strerror or exc})."
     else:
-        record.update(path=str(stored.path), name=stored.display_name, summary=stored.summary)
-    st.session_state[key] = record
+        upload.update(path=str(stored.path), name=stored.display_name, summary=stored.summary)
+    st.session_state[key] = upload
 
 
 def _show(kind: str) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from app_pages.common import (
 from app_pages.job_panel import downloads, play
 
 if TYPE_CHECKING:
-    from backend.orchestrator import JobStatus
+    from backend.jobs.orchestrator import JobStatus
 
 PAGE_SIZE = 10
 HISTORY_LIMIT = 1000
@@ -64,7 +64,7 @@ def item(job: "JobStatus") -> None:
             if spec.get("model_set") == "tiny":
                 st.caption(f":orange[{TINY_LABEL}]")
             if st.toggle("Play", key=f"g_play_{job.id}"):
-                play(video, job.record.get("format"))
+                play(video, job.record.format if job.record is not None else None)
             downloads(job, video, key_prefix="g")
             cols = st.columns(3)
             if cols[0].button("Reuse settings", key=f"g_reuse_{job.id}", icon=":material/edit:"):

@@ -28,7 +28,7 @@ from app_pages.common import (
 )
 
 if TYPE_CHECKING:
-    from backend.orchestrator import JobStatus
+    from backend.jobs.orchestrator import JobStatus
 
 log = logging.getLogger("studio.ui")
 
@@ -142,8 +142,9 @@ def resumable_stages(job_id: str) -> list[str]:
 
 
 def _done(status: "JobStatus") -> None:
-    fmt = str(status.record.get("format") or "mp4/h264")
-    fallbacks = (status.record.get("stages", {}).get("finish", {}) or {}).get("fallbacks") or []
+    record = status.record
+    fmt = (record.format if record is not None else None) or "mp4/h264"
+    fallbacks = record.finish_fallbacks if record is not None else []
     if fallbacks:  # say so when the studio delivered something lesser than an H.264 MP4
         st.warning(plain(f"Delivered as {fmt}: " + " ".join(map(str, fallbacks))))
     if fmt == "png-frames":
@@ -158,10 +159,9 @@ def _done(status: "JobStatus") -> None:
     play(video, fmt)
     storyboard(status.previews)
     downloads(status, video)
-    stages = status.record.get("stages")
-    if stages:
+    if record is not None and record.stages.items():
         with st.expander("Details: stages, memory plans, timings"):
-            st.json(stages, expanded=False)
+            st.json(record.stages.to_dict(), expanded=False)
     if st.button("Open in gallery", key=f"gallery_{status.id}", icon=":material/photo_library:"):
         go(PAGE_GALLERY, job=status.id)
 

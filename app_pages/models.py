@@ -8,6 +8,7 @@ import streamlit as st
 
 from app_pages import model_actions as actions
 from app_pages.common import TINY_LABEL, fmt_bytes, friendly_errors, generator, plain
+from backend.errors import ModelFolderError
 from backend.memory.plans import min_vram_by_level
 from backend.models import store
 from backend.models.registry import MODEL_SETS, MODELS, ModelRef
@@ -42,8 +43,8 @@ def needs(ref: ModelRef) -> list[str]:
 def model_card(ref: ModelRef) -> None:
     root = generator().paths.models
     info = store.status(ref, root)
-    task = actions.task_for(ref, root)
-    busy = task is not None and task.state == "downloading"
+    task = generator().downloads.task(ref)
+    busy = task is not None and task.running
     with st.container(border=True):
         cols = st.columns([4, 2, 2])
         cols[0].markdown(f"**{plain(ref.label or ref.key)}** `{ref.key}`")
@@ -79,7 +80,7 @@ def link_folder(ref: "ModelRef", root: Path) -> None:
             with friendly_errors("use that folder"):
                 try:
                     linked = store.link(ref, Path(folder.strip()), root)
-                except store.StoreError as exc:
+                except ModelFolderError as exc:
                     st.session_state[f"m_result_{ref.key}"] = ("error", str(exc))
                 else:
                     st.session_state[f"m_result_{ref.key}"] = ("success", f"Using {linked}.")

@@ -11,6 +11,7 @@ import logging
 import os
 
 _done = False
+NO_PROGRESS_BARS = "HF_HUB_DISABLE_PROGRESS_BARS"
 
 
 def quiet_ml_libraries() -> None:
@@ -18,7 +19,7 @@ def quiet_ml_libraries() -> None:
     if _done:
         return
     _done = True
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault(NO_PROGRESS_BARS, "1")
     import diffusers.utils.logging as diffusers_logging
     import transformers.utils.logging as transformers_logging
 

@@ -13,6 +13,8 @@ import unicodedata
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from backend.errors import SpecError
+
 MODES = ("t2v", "i2v", "extend")
 ENGINES = ("svd", "cogvideox")
 MODEL_SETS = ("default", "tiny")
@@ -23,18 +25,10 @@ ASPECT_POLICIES = ("fit", "fill")
 STABILIZERS = ("off", "vidstab", "deshake")
 ENCODERS = ("libx264", "h264_nvenc", "auto")
 
+LEGACY_FINISH_KEY = "post"  # what ``finish`` was called in specs written before schema 2
 MAX_PROMPT_CHARS = 2000
 MAX_DURATION_S = 120.0
 MAX_SEED = 2**32 - 1
-
-
-class SpecError(ValueError):
-    """A spec a user must fix; ``field`` names the offending input."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -55,7 +49,7 @@ PRESETS: dict[str, Preset] = {
 
 
 @dataclass(frozen=True)
-class PostOptions:
+class FinishOptions:
     """Finishing: how the assembled frames become the delivered file."""
 
     interpolation: str = "blend"  # how frame rate is converted: minterpolate | blend | none
@@ -68,13 +62,13 @@ class PostOptions:
     encoder: str = "libx264"
 
     def validate(self) -> None:
-        _one_of("post.interpolation", self.interpolation, INTERPOLATIONS)
-        _one_of("post.aspect", self.aspect, ASPECT_POLICIES)
-        _one_of("post.grade", self.grade, GRADES)
-        _one_of("post.stabilize", self.stabilize, STABILIZERS)
-        _one_of("post.encoder", self.encoder, ENCODERS)
-        _in_range("post.sharpen", self.sharpen, 0.0, 3.0)
-        _in_range("post.crf", self.crf, 0, 51, integer=True)
+        _one_of("finish.interpolation", self.interpolation, INTERPOLATIONS)
+        _one_of("finish.aspect", self.aspect, ASPECT_POLICIES)
+        _one_of("finish.grade", self.grade, GRADES)
+        _one_of("finish.stabilize", self.stabilize, STABILIZERS)
+        _one_of("finish.encoder", self.encoder, ENCODERS)
+        _in_range("finish.sharpen", self.sharpen, 0.0, 3.0)
+        _in_range("finish.crf", self.crf, 0, 51, integer=True)
 
 
 @dataclass(frozen=True)
@@ -97,7 +91,7 @@ class JobSpec:
     image: str | None = None  # i2v: path of the (already validated) uploaded image
     video: str | None = None  # extend: path of the (already validated) uploaded video
     model_set: str = "default"  # "tiny" = random-weight test models, output is noise
-    post: PostOptions = field(default_factory=PostOptions)
+    finish: FinishOptions = field(default_factory=FinishOptions)
 
     # --- derived values -------------------------------------------------------------
     @property
@@ -148,9 +142,9 @@ class JobSpec:
             raise SpecError("image", "Image-to-video needs an image: upload one or pass --image.")
         if self.mode == "extend" and not self.video:
             raise SpecError("video", "Extending a video needs a video: upload one or pass --video.")
-        if not isinstance(self.post, PostOptions):
-            raise SpecError("post", "Finishing options are malformed.")
-        self.post.validate()
+        if not isinstance(self.finish, FinishOptions):
+            raise SpecError("finish", "Finishing options are malformed.")
+        self.finish.validate()
         return replace(self, prompt=prompt, negative_prompt=negative, enhanced_prompt=enhanced)
 
     # --- (de)serialisation ----------------------------------------------------------
@@ -162,6 +156,7 @@ class JobSpec:
         """Build from JSON-like data; unknown keys and wrong types are SpecErrors, not crashes."""
         if not isinstance(data, dict):
             raise SpecError("spec", "A job spec must be a JSON object.")
+        data = upgrade_spec_dict(data)
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -170,24 +165,31 @@ class JobSpec:
             raise SpecError("prompt", "A prompt is required.")
         values: dict[str, Any] = {}
         for name, value in data.items():
-            if name == "post":
-                values[name] = _post_from_dict(value)
+            if name == "finish":
+                values[name] = _finish_from_dict(value)
             else:
                 values[name] = _coerce(name, value, _DEFAULTS[name])
         return cls(**values)
 
 
-def _post_from_dict(data: Any) -> PostOptions:
+def upgrade_spec_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored spec in today's shape: specs written before schema 2 called ``finish`` ``post``."""
+    if LEGACY_FINISH_KEY not in data or "finish" in data:
+        return data
+    return {("finish" if key == LEGACY_FINISH_KEY else key): value for key, value in data.items()}
+
+
+def _finish_from_dict(data: Any) -> FinishOptions:
     if data is None:
-        return PostOptions()
+        return FinishOptions()
     if not isinstance(data, dict):
-        raise SpecError("post", "Finishing options must be a JSON object.")
-    known = {f.name for f in fields(PostOptions)}
+        raise SpecError("finish", "Finishing options must be a JSON object.")
+    known = {f.name for f in fields(FinishOptions)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SpecError(f"post.{unknown[0]}", f"Unknown finishing setting(s): {', '.join(unknown)}.")
-    defaults = PostOptions()
-    return PostOptions(**{k: _coerce(f"post.{k}", v, getattr(defaults, k)) for k, v in data.items()})
+        raise SpecError(f"finish.{unknown[0]}", f"Unknown finishing setting(s): {', '.join(unknown)}.")
+    defaults = FinishOptions()
+    return FinishOptions(**{k: _coerce(f"finish.{k}", v, getattr(defaults, k)) for k, v in data.items()})
 
 
 # Default of each field, used to know what type a JSON value must have.

@@ -341,16 +341,16 @@ def plain_ffmpeg(frames: list[Any], fps: float, graph: str, tmp: Path) -> float:
 
     import numpy as np
 
-    from backend.spec import PostOptions
+    from backend.media.video_io import ffmpeg_exe
+    from backend.spec import FinishOptions
     from backend.stages import export
-    from backend.video_io import ffmpeg_exe
 
     folder = Path(tempfile.mkdtemp(prefix="raw-", dir=tmp))
     height, width = frames[0].shape[:2]
     (folder / "clip.rgb").write_bytes(b"".join(np.ascontiguousarray(f).tobytes() for f in frames))
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
             "-s", f"{width}x{height}", "-framerate", f"{fps:g}", "-i", str(folder / "clip.rgb"), "-vf", graph,
-            *export.output_args(export.H264_X264, crf=PostOptions().crf, metadata={}), str(folder / "raw.mp4")]
+            *export.output_args(export.H264_X264, crf=FinishOptions().crf, metadata={}), str(folder / "raw.mp4")]
     started = time.perf_counter()
     subprocess.run(args, check=True)
     return time.perf_counter() - started

@@ -191,13 +191,13 @@ def synthetic_flops(stage: Any, denoiser: Any) -> int:
 
 def header(bench: "Bench") -> dict[str, Any]:
     """Date, command, device, peak and software versions: what makes a result comparable."""
-    import torch
-
     import platform
     import shlex
     from datetime import datetime, timezone
 
-    from backend.outputs import software_versions
+    import torch
+
+    from backend.jobs.outputs import software_versions
 
     name = torch.cuda.get_device_name() if bench.device == "cuda" else (platform.processor() or platform.machine())
     software = software_versions()
@@ -307,7 +307,8 @@ def reset_peak(device: str) -> None:
 
 def out_of_memory(exc: BaseException) -> bool:
     """An OOM the harness reports as a failed row: torch's, or the memory manager's after every step-down."""
-    from backend.memory import OutOfMemoryAfterAllPlans, is_oom_error
+    from backend.errors import OutOfMemoryAfterAllPlans
+    from backend.memory import is_oom_error
 
     return isinstance(exc, OutOfMemoryAfterAllPlans) or is_oom_error(exc)
 
@@ -382,6 +383,6 @@ def _budget_stage(bench: "Bench", shape: Any, parked: dict[str, Any], hardware: 
     run = lambda clock: bench.studio(shape, steps_run, folder, clock, bench.manager(pipe, hardware))  # noqa: E731
     timed, record = bench.timed(run, [probe], steps=shape.steps, steps_run=steps_run)
     probe.close()
-    plan = MemoryPlan(**record["memory_plan"])
+    plan = MemoryPlan(**record.memory_plan)
     return {**timed.to_dict(), "plan": plan.describe(), "plan_fits": plan.fits, "est_vram_gb": plan.est_vram_gb,
-            "step_downs": record.get("step_downs", [])}
+            "step_downs": [s.to_dict() for s in record.step_downs]}

@@ -1,6 +1,6 @@
 """GPU benchmark of the whole studio pipeline, against plain diffusers calls in the same run.
 
-    python -m bench.pipeline --size full|tiny [--stages keyframes,motion,post] [--engines svd,cogvideox]
+    python -m bench.pipeline --size full|tiny [--stages keyframes,motion,finish] [--engines svd,cogvideox]
         [--fast-paths all|none|compile,fbcache,...] [--budgets 8,12,24] [--max-steps N] [--json|--markdown]
     python -m bench.pipeline --size full --flops-only   # FLOPs per step of the full models; no GPU needed
 
@@ -29,25 +29,50 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from backend.context import StageContext
-from backend.job_runner import JobRunner
+from backend.jobs.runner import JobHooks, JobRunner
+from backend.jobs.store import JobStore
 from backend.memory import MemoryManager, MemoryPlan, apply_plan, detect_hardware, free_memory
 from backend.memory.oom import error_summary
 from backend.models.registry import keyframe_model_for
 from backend.paths import runtime_paths
 from backend.prompting import analyze_prompt
-from backend.spec import JobSpec, PostOptions
+from backend.record import KeyframesRecord, ModelStageRecord, StageRecords
+from backend.spec import FinishOptions, JobSpec
 from backend.stages import keyframes, motion
-from backend.stages.postprocess import FinishTarget, finish
-from backend.store import JobStore
+from backend.stages.context import StageContext
+from backend.stages.finish import FinishTarget, finish
 from bench import report as rep
-from bench.configs import (PROMPT, SEED, STAGES, VIDEO, FramesClip, PipelineFactory, StageShape, condition_image,
-                           denoiser_of, plain_call, plain_ffmpeg)
-from bench.flops import (DenoiserProbe, StepClock, Timed, budget_rows, device_peak, full_size_flops, header, mfu,
-                         out_of_memory, peak_vram_gb, ratio, reset_peak, synchronize)
+from bench.configs import (
+    PROMPT,
+    SEED,
+    STAGES,
+    VIDEO,
+    FramesClip,
+    PipelineFactory,
+    StageShape,
+    condition_image,
+    denoiser_of,
+    plain_call,
+    plain_ffmpeg,
+)
+from bench.flops import (
+    DenoiserProbe,
+    StepClock,
+    Timed,
+    budget_rows,
+    device_peak,
+    full_size_flops,
+    header,
+    mfu,
+    out_of_memory,
+    peak_vram_gb,
+    ratio,
+    reset_peak,
+    synchronize,
+)
 from bench.report import FAST_PATH_STAGES
 
-STAGE_NAMES = ("keyframes", "motion", "post")
+STAGE_NAMES = ("keyframes", "motion", "finish")
 
 
 class Bench:
@@ -78,20 +103,18 @@ class Bench:
         return folder
 
     def studio(self, shape: StageShape, steps: int, folder: Path, clock: StepClock, manager: MemoryManager,
-               ) -> dict[str, Any]:
+               ) -> ModelStageRecord:
         """The studio's stage code for one keyframe or one motion segment; returns the stage record."""
         engine = shape.stage if shape.stage != "keyframes" else "svd"
         spec = JobSpec(prompt=PROMPT, seed=SEED, steps=steps, engine=engine, model_set=self.model_set).validate()
-        ctx = StageContext(job_id="bench", stage=shape.stage, spec=spec, workdir=folder, paths=runtime_paths(),
+        ctx = StageContext(job_id="bench", stage=shape.stage, spec=spec, workdir=folder,
                            cancel_event=threading.Event(), memory=manager,
                            sink=lambda f, m, step, t, p: clock.mark() if step is not None else None)
         analysis = analyze_prompt(spec.prompt, spec.negative_prompt)
         if shape.stage == "keyframes":
-            keyframes.run(ctx, analysis, count=1, motion_aspect=shape.width / shape.height)
-        else:
-            choice = motion.choose_motion(self.model_set, engine, manager.hardware)
-            motion.run(ctx, analysis, [folder / "start.png"], frames_needed=shape.frames, choice=choice)
-        return ctx.record
+            return keyframes.run(ctx, keyframes.KeyframeInputs(analysis, 1, shape.width / shape.height)).record
+        choice = motion.choose_motion(self.model_set, engine, manager.hardware)
+        return motion.run(ctx, motion.MotionInputs(analysis, [folder / "start.png"], shape.frames, choice)).record
 
     def plain(self, pipe: Any) -> Any:
         """The pipeline as diffusers leaves it: on the device, no tiling, slicing or chunking."""
@@ -149,7 +172,7 @@ class Bench:
                     errors[side] = error_summary(exc)  # e.g. the plain call on a GPU smaller than the model
                     continue
                 if side == "studio":
-                    timed.plan = MemoryPlan(**record["memory_plan"]).describe()
+                    timed.plan = MemoryPlan(**record.memory_plan).describe()
                 runs[side].append(timed)
         flops_step, batch = probe.flops_per_call(), probe.batch
         probe.close()
@@ -173,28 +196,28 @@ class Bench:
             self.factory.release(shape.model_key)  # not part of the standard video; give its memory back
         return row
 
-    def post_frames(self) -> tuple[FramesClip, FinishTarget]:
+    def finish_frames(self) -> tuple[FramesClip, FinishTarget]:
         """The clip finishing gets in the standard video: SVD's frames at its rate, to 1080p30."""
         video, ref = VIDEO[self.size], motion.engine_ref(self.model_set, "svd")
         clip = FramesClip(max(2, round(video.duration * ref.fps)), ref.width, ref.height, ref.fps)
         return clip, FinishTarget(video.width, video.height, video.fps, round(video.duration * video.fps))
 
-    def finish_once(self, clip: Any, target: FinishTarget, options: PostOptions) -> tuple[float, Any]:
-        folder = Path(tempfile.mkdtemp(prefix="post-", dir=self.tmp))
+    def finish_once(self, clip: Any, target: FinishTarget, options: FinishOptions) -> tuple[float, Any]:
+        folder = Path(tempfile.mkdtemp(prefix="finish-", dir=self.tmp))
         started = time.perf_counter()
         result = finish(clip, target=target, options=options, workdir=folder / "work",
                         output_path=folder / "out" / "video.mp4", metadata={"title": "bench"})
         return time.perf_counter() - started, result
 
-    def post_row(self) -> dict[str, Any]:
-        clip, target = self.post_frames()
+    def finish_row(self) -> dict[str, Any]:
+        clip, target = self.finish_frames()
         studio, raw = [], []
         for _ in range(self.args.repeat):
-            seconds, result = self.finish_once(clip, target, PostOptions())
+            seconds, result = self.finish_once(clip, target, FinishOptions())
             studio.append(seconds)
             raw.append(plain_ffmpeg(list(clip.frames()), clip.fps, result.filter_graph, self.tmp))
         s, b = round(min(studio), 4), round(min(raw), 4)
-        return {"stage": "post", "model": "ffmpeg", "label": "finish(): graph + libx264, verified",
+        return {"stage": "finish", "model": "ffmpeg", "label": "finish(): graph + libx264, verified",
                 "shape": {"width": target.width, "height": target.height, "frames": target.total_frames},
                 "studio": {"seconds": s, "plan": f"{result.format} {result.codec}"}, "baseline": {"seconds": b},
                 "ratio": ratio(s, b), "same_work": True, "filter_graph": result.filter_graph}
@@ -230,25 +253,25 @@ class Bench:
         loader = lambda ref, models_root, dtype: pipes[ref.key]  # noqa: E731 - the manager's loader seam
         runner = JobRunner(paths, MemoryManager(hardware or self.hardware, self.models_root, loader=loader), store)
         if prebuilt is None and self.args.warmup:  # the video's shapes are new: an untimed job warms both up
-            runner.run("bench-warmup", replace(spec, steps=2), threading.Event(), progress, lambda s: None)
-            self.replay(calls, pipes, refs, {"steps": 2, "img2img_strength": keyframes.IMG2IMG_STRENGTH}, None)
+            runner.run("bench-warmup", replace(spec, steps=2), JobHooks(threading.Event(), progress, lambda s: None))
+            self.replay(calls, pipes, refs, KeyframesRecord(steps=2, img2img_strength=keyframes.IMG2IMG_STRENGTH), None)
             calls.clear()
-        job = lambda clock: runner.run("bench-video", spec, threading.Event(), progress, lambda s: None)  # noqa: E731
+        job = lambda clock: runner.run("bench-video", spec, JobHooks(threading.Event(), progress, lambda s: None))  # noqa: E731
         timed, outcome = self.timed(job, list(probes.values()), steps=1, steps_run=1)
-        stages = outcome.record["stages"]
-        counts = len(stages["keyframes"].get("prompts", [])), len(stages["motion"].get("segments", []))
+        stages = outcome.record.stages
+        counts = len(stages.keyframes.prompts), len(stages.motion.segments)
         row: dict[str, Any] = {
             "label": f"{shape.duration:g} s {shape.width}x{shape.height}@{shape.fps}: {counts[0]} keyframes + "
-                     f"{counts[1]} {refs['motion'].key} segments + post",
+                     f"{counts[1]} {refs['motion'].key} segments + finish",
             "studio": {"seconds": timed.seconds, "peak_vram_gb": timed.peak_vram_gb, "pipeline_calls": len(calls),
-                       "denoiser_calls": timed.denoiser_calls, "stages": outcome.stage_seconds},
-            "step_downs": [s for st in stages.values() for s in st.get("step_downs", [])],
-            "plans": {name: MemoryPlan(**st["memory_plan"]).describe() for name, st in stages.items()
-                      if "memory_plan" in st}}
+                       "denoiser_calls": timed.denoiser_calls, "stages": outcome.record.stage_seconds()},
+            "step_downs": [s.to_dict() for st in (stages.keyframes, stages.motion) for s in st.step_downs],
+            "plans": {name: MemoryPlan(**st.memory_plan).describe() for name, st in stages.items()
+                      if isinstance(st, ModelStageRecord) and st.memory_plan}}
         if prebuilt is None:
             for probe in probes.values():
                 probe.reset()
-            parts = self.replay(calls, pipes, refs, stages["keyframes"], stages)
+            parts = self.replay(calls, pipes, refs, stages.keyframes, stages)
             row["baseline"] = {"seconds": round(sum(parts.values()), 4), "parts": parts,
                                "denoiser_calls": sum(p.calls for p in probes.values())}
             row["ratio"] = ratio(timed.seconds, row["baseline"]["seconds"])
@@ -258,7 +281,7 @@ class Bench:
         return row
 
     def replay(self, calls: list[tuple[str, tuple[int, ...], int]], pipes: dict[str, Any], refs: dict[str, Any],
-               kf_record: dict[str, Any], stages: dict[str, Any] | None) -> dict[str, float]:
+               kf_record: KeyframesRecord, stages: StageRecords | None) -> dict[str, float]:
         """The studio's pipeline calls as plain diffusers calls (and, given ``stages``, one raw ffmpeg)."""
         parts: dict[str, float] = {"keyframes": 0.0, "motion": 0.0}
         image: Image.Image | None = None
@@ -269,8 +292,8 @@ class Bench:
             pipe = self.plain(pipes[ref.key])
             started = time.perf_counter()
             if stage == "keyframes":
-                call = StageShape("keyframes", ref.key, width, height, 1, kf_record["steps"])
-                strength = kf_record["img2img_strength"] if image is not None else None
+                call = StageShape("keyframes", ref.key, width, height, 1, kf_record.steps)
+                strength = kf_record.img2img_strength if image is not None else None
                 image = plain_call(pipe, call, image, strength=strength)[0]
             else:
                 svd = "StableVideoDiffusion" in ref.pipeline_class  # CogVideoX's VAE compresses time by 4
@@ -281,11 +304,11 @@ class Bench:
             synchronize(self.device)
             parts[stage] += time.perf_counter() - started
         if stages is not None:  # the studio's finishing graph on the baseline's frames, as assemble sized them
-            count, fps = stages["assemble"]["frames"], stages["assemble"]["fps"]
+            count, fps = stages.assemble.frames, stages.assemble.fps
             size = frames[0].size
             arrays = [np.asarray(f.convert("RGB").resize(size)) for f in frames[:count]]
             arrays += [arrays[-1]] * (count - len(arrays))
-            parts["post"] = plain_ffmpeg(arrays, fps, stages["finish"]["filter_graph"], self.tmp)
+            parts["finish"] = plain_ffmpeg(arrays, fps, stages.finish.filter_graph, self.tmp)
         return {k: round(v, 4) for k, v in parts.items()}
 
     # ---- the report -------------------------------------------------------------------------------------
@@ -293,8 +316,8 @@ class Bench:
     def run(self) -> dict[str, Any]:
         report = header(self)
         report["stages"] = [self.stage_row(shape) for shape in self.shapes()]
-        if "post" in self.args.stages:
-            report["stages"].append(self.post_row())
+        if "finish" in self.args.stages:
+            report["stages"].append(self.finish_row())
         if set(STAGE_NAMES) <= set(self.args.stages) and not self.args.no_video:
             report["video"] = self.video_row()
         report["fast_paths"] = rep.fast_path_rows(self)

@@ -142,9 +142,9 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
     if video:
         parts = video.get("baseline", {}).get("parts", {})
         sections.append(("Whole video", [
-            ["video", "studio s", "baseline s", "ratio", "baseline keyframes/motion/post s", "same work"],
+            ["video", "studio s", "baseline s", "ratio", "baseline keyframes/motion/finish s", "same work"],
             [video.get("label", ""), _fmt(_get(video, "studio", "seconds")), _fmt(_get(video, "baseline", "seconds")),
-             _fmt(video.get("ratio")), " / ".join(_fmt(parts.get(k)) for k in ("keyframes", "motion", "post")),
+             _fmt(video.get("ratio")), " / ".join(_fmt(parts.get(k)) for k in ("keyframes", "motion", "finish")),
              _fmt(video.get("same_work"))]]))
     budgets = report.get("budgets", {})
     rows = [["budget GB", "stage", "plan", "ok", "seconds", "peak GB", "note"]]
@@ -203,7 +203,7 @@ FAST_PATH_STAGES: dict[str, tuple[str, ...]] = {
     "vae_tiling": ("keyframes", "cogvideox"),  # SVD's temporal decoder has no tiling
     # diffusers' caching hooks need a CacheMixin transformer: not the UNets.
     "fbcache": ("cogvideox",), "taylorseer": ("cogvideox",), "magcache": ("cogvideox",),
-    "resident": _MODELS, "nvenc": ("post",),
+    "resident": _MODELS, "nvenc": ("finish",),
 }
 CACHES = ("fbcache", "taylorseer", "magcache")
 # Blocks compiled one by one ("regional compilation"): one compile serves every repeat of a block.
@@ -275,8 +275,8 @@ def fast_path_rows(bench: "Bench") -> list[dict[str, Any]]:
     rows = []
     for name in bench.args.fast_paths:
         shapes = [s for s in bench.shapes() if s.stage in FAST_PATH_STAGES[name]]
-        if name == "nvenc" and "post" in bench.args.stages:
-            shapes.append(StageShape("post", "ffmpeg", 0, 0, 0, 0))
+        if name == "nvenc" and "finish" in bench.args.stages:
+            shapes.append(StageShape("finish", "ffmpeg", 0, 0, 0, 0))
         for shape in shapes:
             row: dict[str, Any] = {"name": name, "stage": shape.stage}
             if bench.device != "cuda" and not bench.args.cpu_fast_paths:
@@ -367,15 +367,15 @@ def _fast_path_row(bench: "Bench", name: str, shape: Any) -> dict[str, Any]:
 
 
 def _nvenc_row(bench: "Bench") -> dict[str, Any]:
-    from backend.spec import PostOptions
+    from backend.spec import FinishOptions
     from backend.stages import export
     from bench.flops import ratio
 
     if not export.ffmpeg_has_encoder("h264_nvenc"):
         return {"status": "skipped: this ffmpeg has no h264_nvenc"}
-    clip, target = bench.post_frames()
-    x264, _ = bench.finish_once(clip, target, PostOptions(encoder="libx264"))
-    nvenc, result = bench.finish_once(clip, target, PostOptions(encoder="h264_nvenc"))
+    clip, target = bench.finish_frames()
+    x264, _ = bench.finish_once(clip, target, FinishOptions(encoder="libx264"))
+    nvenc, result = bench.finish_once(clip, target, FinishOptions(encoder="h264_nvenc"))
     if result.fallbacks:  # finish() fell back to libx264: the time is not NVENC's
         return {"status": f"failed: {result.fallbacks[0][:200]}", "win": False}
     return {"status": f"measured ({result.codec})", "seconds": round(nvenc, 4), "reference_seconds": round(x264, 4),

@@ -58,3 +58,52 @@ def sample_mp4(tmp_path: Path) -> Path:
         writer.send(frame)
     writer.close()
     return path
+
+
+# --- layers of the suite (pytest.ini lists the markers) -------------------------------------------
+LAYER_MARKERS = ("unit", "ffmpeg", "tiny", "ui", "browser", "e2e")
+# What a module's tests need when a test does not say otherwise (a test's own markers replace these).
+MODULE_LAYERS: dict[str, tuple[str, ...]] = {
+    "test_bad_inputs": ("ffmpeg",),
+    "test_bench_pipeline": ("tiny",),
+    "test_browser": ("browser", "e2e"),
+    "test_cli": ("tiny", "e2e"),
+    "test_diagnostics": ("tiny", "e2e"),
+    "test_downloads": ("unit",),
+    "test_finish": ("ffmpeg",),
+    "test_generation": ("tiny", "ffmpeg", "e2e"),
+    "test_luts": ("unit",),
+    "test_memory_hardware": ("unit",),
+    "test_memory_manager": ("unit",),
+    "test_memory_plans": ("unit",),
+    "test_model_registry": ("unit",),
+    "test_motion": ("unit",),
+    "test_oom": ("tiny",),
+    "test_prompting": ("unit",),
+    "test_reliability_faults": ("e2e",),
+    "test_reliability_resume": ("tiny", "ffmpeg", "e2e"),
+    "test_security": ("unit",),
+    "test_spec": ("unit",),
+    "test_store": ("unit",),
+    "test_tiny_models": ("tiny",),
+    "test_ui_create": ("ui",),
+    "test_ui_e2e": ("ui", "tiny", "e2e"),
+    "test_ui_monitor": ("ui",),
+    "test_ui_pages": ("ui",),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = []
+    for item in items:
+        if any(item.get_closest_marker(name) for name in LAYER_MARKERS):
+            continue
+        module = item.module.__name__.rpartition(".")[2]
+        layers = MODULE_LAYERS.get(module)
+        if layers is None:
+            unmarked.append(item.nodeid)
+            continue
+        for name in layers:
+            item.add_marker(getattr(pytest.mark, name))
+    if unmarked:  # a new test module must say which layer it belongs to
+        raise pytest.UsageError(f"tests without a layer marker ({', '.join(LAYER_MARKERS)}): {unmarked[:5]}")

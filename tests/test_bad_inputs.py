@@ -23,13 +23,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import cli, orchestrator, uploads
-from backend.orchestrator import VideoGenerator
+from backend import cli
+from backend.errors import SpecError, UploadError
+from backend.jobs import orchestrator
+from backend.jobs.orchestrator import VideoGenerator
+from backend.jobs.store import JobStore
+from backend.media import uploads
+from backend.media.uploads import store_image, store_video
+from backend.media.video_io import ffmpeg_exe, last_frame, read_metadata
 from backend.paths import runtime_paths
-from backend.spec import JobSpec, PostOptions, SpecError
-from backend.store import JobStore
-from backend.uploads import UploadError, store_image, store_video
-from backend.video_io import ffmpeg_exe, last_frame, read_metadata
+from backend.spec import FinishOptions, JobSpec
 
 TIMEOUT = 300
 STORED_NAME = re.compile(r"[0-9a-f]{20}\.(png|jpg|webp|bmp|mp4|mkv|avi)")
@@ -105,6 +108,7 @@ def upload_root(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("case", list(IMAGE_CORPUS))
+@pytest.mark.unit
 def test_bad_images_are_refused_and_nothing_is_stored(upload_root, case):
     build, message = IMAGE_CORPUS[case]
     with pytest.raises(UploadError, match=message) as error:
@@ -113,6 +117,7 @@ def test_bad_images_are_refused_and_nothing_is_stored(upload_root, case):
     assert files_under(upload_root) == []
 
 
+@pytest.mark.unit
 def test_an_oversized_upload_is_refused_before_decoding(upload_root, monkeypatch):
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 1000)
     with pytest.raises(UploadError, match="the limit is"):
@@ -174,6 +179,7 @@ HOSTILE_NAMES = ["../../x.png", "/etc/passwd", "C:\\x.png", "C:\\Windows\\System
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=lambda n: repr(n)[:30])
+@pytest.mark.unit
 def test_client_file_names_never_become_paths(upload_root, name):
     stored = store_image(png_bytes(), name, upload_root)
     assert stored.path.parent == upload_root / "images" and STORED_NAME.fullmatch(stored.path.name)
@@ -183,6 +189,7 @@ def test_client_file_names_never_become_paths(upload_root, name):
     assert not any(c in shown for c in "/\\\x00\n\r\u202e")
 
 
+@pytest.mark.unit
 def test_the_same_file_uploaded_at_once_from_eight_threads(upload_root):
     data, results, errors = png_bytes(), [], []
 
@@ -232,8 +239,8 @@ MANIFESTS = {
     "an object, not a list": ('{"prompt": "x"}', "non-empty JSON list"),
     "empty list": ("[]", "non-empty JSON list"),
     "a string item": ('["x"]', "must be a JSON object"),
-    "post as a list": ('[{"prompt": "x", "post": []}]', "must be a JSON object"),
-    "post.lut as a number": ('[{"prompt": "x", "post": {"lut": 5}}]', "must be text"),
+    "finish as a list": ('[{"prompt": "x", "finish": []}]', "must be a JSON object"),
+    "finish.lut as a number": ('[{"prompt": "x", "finish": {"lut": 5}}]', "must be text"),
     "NUL in the prompt": ('[{"prompt": "x\\u0000y"}]', "control characters"),
     "seed as text": ('[{"prompt": "x", "seed": "7"}]', "whole number"),
     "null prompt": ('[{"prompt": null}]', "must be text"),
@@ -245,6 +252,7 @@ MANIFESTS = {
 
 
 @pytest.mark.parametrize("case", list(MANIFESTS))
+@pytest.mark.unit
 def test_bad_manifests_are_refused_with_one_line(run_cli, tmp_path, case):
     content, words = MANIFESTS[case]
     manifest = tmp_path / "batch.json"
@@ -252,12 +260,14 @@ def test_bad_manifests_are_refused_with_one_line(run_cli, tmp_path, case):
     one_line_error(*run_cli("generate", "--models", "tiny", "--manifest", str(manifest)), words)
 
 
+@pytest.mark.unit
 def test_a_deeply_nested_manifest_is_refused_with_one_line(run_cli, tmp_path):
     manifest = tmp_path / "batch.json"
     manifest.write_text("[" * 100_000 + "]" * 100_000)
     one_line_error(*run_cli("generate", "--manifest", str(manifest)), "manifest")
 
 
+@pytest.mark.unit
 def test_a_manifest_that_is_not_utf8_is_refused(run_cli, tmp_path):
     manifest = tmp_path / "batch.json"
     manifest.write_bytes(b'[{"prompt": "caf\xe9"}]')
@@ -290,6 +300,7 @@ NUMBERS = {
 
 
 @pytest.mark.parametrize("case", list(NUMBERS))
+@pytest.mark.unit
 def test_bad_numbers_through_the_cli_get_one_line(run_cli, case):
     extra, words = NUMBERS[case]
     one_line_error(*run_cli(*BASE, *extra), words)
@@ -297,6 +308,7 @@ def test_bad_numbers_through_the_cli_get_one_line(run_cli, case):
 
 @pytest.mark.parametrize("option, value", [("--fps", "fast"), ("--fps", "1e3"), ("--duration", "ten"),
                                            ("--seed", "abc"), ("--seed", "0x10"), ("--steps", "1.5")])
+@pytest.mark.unit
 def test_non_numeric_strings_are_refused_by_the_parser(run_cli, option, value):
     code, err = run_cli(*BASE, option, value)
     assert code == 2 and "invalid" in err and value in err and "Traceback" not in err
@@ -304,6 +316,7 @@ def test_non_numeric_strings_are_refused_by_the_parser(run_cli, option, value):
 
 @pytest.mark.parametrize("prompt, words", [("a\x00b", "control characters"), ("x" * 20_000, "20,000 characters"),
                                            (" \t\n ", "empty"), ("bell\x07", "control characters")])
+@pytest.mark.unit
 def test_bad_prompts_through_the_cli_get_one_line(run_cli, prompt, words):
     one_line_error(*run_cli("generate", "--models", "tiny", "--prompt", prompt), words)
 
@@ -327,6 +340,7 @@ def generator(tmp_path_factory) -> Iterator[VideoGenerator]:
     gen.shutdown()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("case", [*LUTS, "missing file"])
 def test_a_malformed_lut_is_refused_before_the_job_is_queued(generator, tmp_path, case):
     lut = tmp_path / "look.cube"
@@ -334,14 +348,16 @@ def test_a_malformed_lut_is_refused_before_the_job_is_queued(generator, tmp_path
         lut.write_bytes(LUTS[case])
     before = len(generator.history())
     spec = JobSpec(prompt="x", model_set="tiny", duration=1, fps=8, width=256, height=144,
-                   post=PostOptions(lut=str(lut)))
+                   finish=FinishOptions(lut=str(lut)))
     with pytest.raises(SpecError) as info:
         generator.submit(spec)
-    assert info.value.field == "post.lut" and "LUT file" in info.value.message
+    assert info.value.field == "finish.lut" and "LUT file" in info.value.message
     assert len(generator.history()) == before
 
 
 # --- a hostile but valid prompt, end to end --------------------------------------------------------
+@pytest.mark.tiny
+@pytest.mark.e2e
 def test_html_shell_rtl_and_emoji_prompt_stays_text_end_to_end(generator, tmp_path):
     canary = tmp_path / "pwned"
     prompt = (f'<script>alert("x")</script><img src=x onerror=alert(1)> مرحبا بالعالم 🌊🔥 '

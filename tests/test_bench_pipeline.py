@@ -45,7 +45,7 @@ def test_header_says_what_ran(tiny_report: dict) -> None:
 
 def test_every_stage_is_timed_against_its_baseline(tiny_report: dict) -> None:
     rows = {row["stage"]: row for row in tiny_report["stages"]}
-    assert list(rows) == [*MODEL_STAGES, "post"]
+    assert list(rows) == [*MODEL_STAGES, "finish"]
     for name, row in rows.items():
         assert row["studio"]["seconds"] > 0 and row["baseline"]["seconds"] > 0, name
         assert _finite(row["ratio"]) and row["ratio"] > 0, name
@@ -68,7 +68,7 @@ def test_whole_video_runs_through_job_runner_and_is_replayed_plainly(tiny_report
     assert "5 keyframes + 4 tiny-svd segments" in video["label"]
     assert video["studio"]["seconds"] > 0 and video["studio"]["pipeline_calls"] == 9
     assert set(video["studio"]["stages"]) >= {"keyframes", "motion", "finish"}
-    assert set(video["baseline"]["parts"]) == {"keyframes", "motion", "post"}
+    assert set(video["baseline"]["parts"]) == {"keyframes", "motion", "finish"}
     assert all(seconds > 0 for seconds in video["baseline"]["parts"].values())
     assert _finite(video["ratio"]) and video["same_work"] is True
     assert video["step_downs"] == []

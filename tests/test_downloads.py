@@ -13,10 +13,12 @@ import httpx2
 import pytest
 from huggingface_hub import errors
 
+from backend.cli.models import add_parser as add_models_parser
+from backend.cli.models import run as run_models
+from backend.errors import DownloadError, ModelFolderError
 from backend.models import downloads, store
-from backend.models.downloads import DownloadError, download, explain_hub_error
+from backend.models.downloads import download, explain_hub_error
 from backend.models.registry import MODELS
-from backend.models_cli import add_models_parser, run_models
 from backend.paths import runtime_paths
 
 SVD = MODELS["svd-xt"]
@@ -180,13 +182,13 @@ def test_link_points_a_preset_at_an_existing_folder(tmp_path: Path) -> None:
 
 def test_link_refuses_folders_that_cannot_serve_the_preset(tmp_path: Path) -> None:
     wrong = make_pipeline_folder(tmp_path / "a", "StableDiffusionXLPipeline")
-    with pytest.raises(store.StoreError, match="needs a StableVideoDiffusionPipeline"):
+    with pytest.raises(ModelFolderError, match="needs a StableVideoDiffusionPipeline"):
         store.link(SVD, wrong, tmp_path / "models")
     folder = make_pipeline_folder(tmp_path / "b")
     (folder / "unet/diffusion_pytorch_model.safetensors").unlink()
-    with pytest.raises(store.StoreError, match="no weight files"):
+    with pytest.raises(ModelFolderError, match="no weight files"):
         store.link(SVD, folder, tmp_path / "models")
-    with pytest.raises(store.StoreError, match="model_index.json"):
+    with pytest.raises(ModelFolderError, match="model_index.json"):
         store.link(SVD, tmp_path / "nowhere", tmp_path / "models")
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.orchestrator import VideoGenerator
+from backend.errors import SpecError
+from backend.jobs.orchestrator import VideoGenerator
+from backend.media.video_io import iter_frames, probe_video
 from backend.paths import runtime_paths
-from backend.spec import JobSpec, SpecError
-from backend.video_io import iter_frames, probe_video
+from backend.spec import JobSpec
 
 PROMPT = "ocean waves crashing on a beach at golden hour"
 TIMEOUT = 300
@@ -82,7 +83,7 @@ def test_same_seed_gives_identical_frames_and_another_seed_does_not(generator):
 
 
 def test_image_to_video_starts_from_the_users_image(generator, sample_png):
-    from backend.uploads import store_image
+    from backend.media.uploads import store_image
 
     stored = store_image(sample_png.read_bytes(), sample_png.name, generator.paths.uploads)
     status = run_job(generator, tiny(mode="i2v", image=str(stored.path), engine="svd"))
@@ -92,7 +93,7 @@ def test_image_to_video_starts_from_the_users_image(generator, sample_png):
 
 
 def test_extend_appends_a_continuation_to_the_source_clip(generator, sample_mp4):
-    from backend.uploads import store_video
+    from backend.media.uploads import store_video
 
     stored = store_video(sample_mp4.read_bytes(), sample_mp4.name, generator.paths.uploads)
     status = run_job(generator, tiny(mode="extend", video=str(stored.path), duration=1))
@@ -130,12 +131,26 @@ def test_cancel_mid_stage_stops_the_job_and_the_queue_moves_on(generator, stage)
     assert generator.wait(follower, timeout=TIMEOUT).state == "done"
 
 
-def test_progress_reports_steps_eta_and_keyframe_previews(generator):
+def test_progress_reports_steps_eta_and_keyframe_previews(generator, monkeypatch):
+    # The tiny keyframes take a blink; hold the job at the end of that stage until the poller has seen it.
+    from backend.stages import keyframes
+
+    seen_keyframe_steps = threading.Event()
+    real_run = keyframes.run
+
+    def held_at_the_end(ctx, inputs):
+        result = real_run(ctx, inputs)
+        seen_keyframe_steps.wait(TIMEOUT)
+        return result
+
+    monkeypatch.setattr(keyframes, "run", held_at_the_end)
     job_id = generator.submit(tiny(seed=21))
     seen_steps, seen_eta, seen_previews = set(), False, 0
     while (status := generator.status(job_id)).is_active:
         if status.step is not None:
             seen_steps.add((status.stage, status.total_steps))
+            if status.stage == "keyframes":
+                seen_keyframe_steps.set()
         seen_eta |= status.eta_seconds is not None
         seen_previews = max(seen_previews, len(status.previews))
         time.sleep(0.05)
@@ -178,7 +193,7 @@ def test_a_second_process_on_the_same_folder_does_not_start_a_second_worker(tmp_
         import subprocess
         import sys
 
-        code = ("from backend.orchestrator import VideoGenerator; from backend.paths import runtime_paths;"
+        code = ("from backend.jobs.orchestrator import VideoGenerator; from backend.paths import runtime_paths;"
                 f"g = VideoGenerator(runtime_paths({str(paths.root)!r})); print(g.has_worker)")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                              cwd=Path(__file__).resolve().parent.parent)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.luts import CubeLut, LutError, identity_cube, load_cube, parse_cube, write_cube
+from backend.errors import LutError
+from backend.media.luts import CubeLut, identity_cube, load_cube, parse_cube, write_cube
 
 
 def cube_text(size: int = 2, rows: list[str] | None = None, header: str = "") -> str:

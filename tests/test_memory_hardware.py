@@ -126,6 +126,6 @@ def test_this_machine_and_profile_serialises() -> None:
 
 
 def test_importing_the_memory_package_does_not_import_torch() -> None:
-    code = "import sys, backend.memory, backend.plan_cli, backend.models_cli; print('torch' in sys.modules)"
+    code = "import sys, backend.memory, backend.cli.plan, backend.cli.models; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "False"

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import torch
 
+from backend.errors import OutOfMemoryAfterAllPlans
 from backend.memory.hardware import detect_hardware
-from backend.memory.manager import MemoryManager, OutOfMemoryAfterAllPlans
+from backend.memory.manager import MemoryManager
 from backend.memory.plans import MemoryPlan
 from backend.memory.residency import Held, to_evict
 from backend.models.registry import MODELS
@@ -135,9 +136,9 @@ def test_oom_steps_down_one_level_and_records_it() -> None:
     assert memory.run(SVD, work, steps=steps) == "done at model_offload"
     assert calls == ["gpu", "model_offload"] and rec.placed == ["gpu", "model_offload"]
     (step,) = steps
-    assert step["kind"] == "step_down" and step["model"] == "svd-xt" and "out of memory" in step["error"]
-    assert (step["from"]["level"], step["to"]["level"]) == ("gpu", "model_offload")
-    assert step["to"]["forward_chunking"] and memory.resident() == ["svd-xt"]
+    assert step.kind == "step_down" and step.model == "svd-xt" and "out of memory" in step.error
+    assert (step.from_plan["level"], step.to_plan["level"]) == ("gpu", "model_offload")
+    assert step.to_plan["forward_chunking"] and memory.resident() == ["svd-xt"]
 
 
 def test_runtime_error_saying_out_of_memory_counts() -> None:
@@ -146,7 +147,7 @@ def test_runtime_error_saying_out_of_memory_counts() -> None:
     steps: list[dict] = []
     memory.run(SVD, work, steps=steps)
     assert calls == ["gpu", "model_offload", "group_offload"] and len(steps) == 2
-    assert steps[0]["error"] == "CUDA error: out of memory"
+    assert steps[0].error == "CUDA error: out of memory"
 
 
 def test_other_errors_propagate_untouched() -> None:

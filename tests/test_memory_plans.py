@@ -7,14 +7,22 @@ import json
 
 import pytest
 
+from backend.cli.plan import add_parser as add_plan_parser
+from backend.cli.plan import run as run_plan
 from backend.memory.estimates import estimate, eta_class, native_workload
 from backend.memory.hardware import detect_hardware
 from backend.memory.plans import (
-    LEVELS, MemoryPlan, Workload, apply_plan, choose_plan, fit_plan, min_vram_by_level, vram_budget_gb,
+    LEVELS,
+    MemoryPlan,
+    Workload,
+    apply_plan,
+    choose_plan,
+    fit_plan,
+    min_vram_by_level,
+    vram_budget_gb,
 )
 from backend.memory.preflight import motion_model, preflight
 from backend.models.registry import MODELS
-from backend.plan_cli import add_plan_parser, run_plan
 from backend.spec import JobSpec
 
 TIERS = (6, 8, 12, 16, 24, 48, 80)
@@ -228,7 +236,7 @@ def spec(**changes: object) -> JobSpec:
 
 def test_preflight_reports_every_stage() -> None:
     result = preflight(spec(), gpu(8))
-    assert [s.stage for s in result.stages] == ["keyframes", "motion", "post"]
+    assert [s.stage for s in result.stages] == ["keyframes", "motion", "finish"]
     keyframes, motion, post = result.stages
     assert (keyframes.model, keyframes.level) == ("sdxl-base", "model_offload")
     assert (motion.model, motion.level) == ("svd-xt", "model_offload")
@@ -236,7 +244,7 @@ def test_preflight_reports_every_stage() -> None:
     assert post.model == "ffmpeg" and post.vram_peak_gb == 0
     assert result.fits and result.fallback is None
     text = result.text()
-    assert "keyframes" in text and "motion" in text and "post" in text and "model_offload" in text
+    assert "keyframes" in text and "motion" in text and "finish" in text and "model_offload" in text
     json.dumps(result.to_dict())
 
 

@@ -7,7 +7,13 @@ import fnmatch
 import pytest
 
 from backend.models.registry import (
-    MODEL_SETS, MODELS, PHASES, diffusers_patterns, find_model, keyframe_model_for, model_for,
+    MODEL_SETS,
+    MODELS,
+    PHASES,
+    diffusers_patterns,
+    find_model,
+    keyframe_model_for,
+    model_for,
 )
 from backend.models.tiny import TINY_MODELS
 

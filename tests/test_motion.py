@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.context import StageContext
 from backend.memory import MemoryManager, detect_hardware
 from backend.memory.plans import MemoryPlan
 from backend.models.registry import MODELS
 from backend.prompting import analyze_prompt
 from backend.spec import JobSpec
 from backend.stages import motion
+from backend.stages.context import StageContext
 from backend.stages.motion_engines import round_to_4k_plus_1
 
 
@@ -52,17 +52,20 @@ def test_a_gpu_too_small_for_svd_gets_the_low_memory_engine_and_says_so():
     assert roomy.ref.key == "svd-xt" and roomy.substitution is None and roomy.size == (1024, 576)
 
 
+@pytest.mark.tiny
 def test_the_low_memory_engine_makes_video_from_the_prompt_alone(tmp_path, studio_home):
     """Run the real TextToVideoSDPipeline (tiny weights) through the motion stage, in two chunks."""
     ref = MODELS["tiny-text2video-ms"]
     plan = MemoryPlan(level="cpu", device="cpu", dtype="float32")
     choice = motion.MotionChoice(ref, plan, (ref.width, ref.height), ref.frames, "test: substituted")
     spec = JobSpec(prompt="a paper boat drifting on a pond", model_set="tiny", seed=5, duration=3).validate()
-    ctx = StageContext("job", "motion", spec, tmp_path / "work", studio_home, threading.Event(),
-                       lambda *args: None, MemoryManager(detect_hardware(), studio_home.models))
-    result = motion.run(ctx, analyze_prompt(spec.prompt), [], frames_needed=12, choice=choice)
-    assert result.engine == "text2video-ms" and result.size == (64, 64)
+    logged: list[str] = []
+    ctx = StageContext("job", "motion", spec, tmp_path / "work", threading.Event(), lambda *args: None,
+                       MemoryManager(detect_hardware(), studio_home.models), notes=logged.append)
+    result = motion.run(ctx, motion.MotionInputs(analyze_prompt(spec.prompt), [], frames_needed=12, choice=choice))
+    assert result.record.engine == "text2video-ms" and result.size == (64, 64)
     assert len(result.segments) == 1 and len(result.segments[0]) == 12  # 8 + 4 frames, two chunks
-    assert ctx.record["substitution"] == "test: substituted"
-    assert len(ctx.record["segment_seeds"][0]) == 2
-    assert "independently generated chunks" in ctx.record["join"]
+    assert result.record.substitution == "test: substituted"
+    assert logged == ["motion: test: substituted"]  # the substitution reaches the job log
+    assert len(result.record.segment_seeds[0]) == 2
+    assert "independently generated chunks" in result.record.join

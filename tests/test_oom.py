@@ -75,8 +75,8 @@ def test_oom_in_a_denoising_step_steps_down_and_finishes(memory: MemoryManager) 
     assert len(images) == 1 and images[0].size == (TINY_SDXL.width, TINY_SDXL.height)
     assert counter["attempts"] == 2 and counter["steps"] == 1 + 2
     (step,) = steps
-    assert step["kind"] == "step_down" and (step["from"]["level"], step["to"]["level"]) == ("gpu", "model_offload")
-    assert "resumed" in step["action"]
+    assert step.kind == "step_down" and (step.from_plan["level"], step.to_plan["level"]) == ("gpu", "model_offload")
+    assert "resumed" in step.action
 
 
 def test_vae_decode_oom_retries_tiled_without_resampling(memory: MemoryManager) -> None:
@@ -91,8 +91,8 @@ def test_vae_decode_oom_retries_tiled_without_resampling(memory: MemoryManager) 
     assert len(images) == 1
     assert counter["attempts"] == 1 and counter["steps"] == 2  # the denoising loop ran once
     (step,) = steps
-    assert step["kind"] == "decode_retry" and step["to"]["vae_tiling"] and not step["from"]["vae_tiling"]
-    assert step["to"]["level"] == "gpu" and "keeping the sampled latents" in step["action"]
+    assert step.kind == "decode_retry" and step.to_plan["vae_tiling"] and not step.from_plan["vae_tiling"]
+    assert step.to_plan["level"] == "gpu" and "keeping the sampled latents" in step.action
     assert pipe.vae.use_tiling and "decode" not in vars(pipe.vae)  # guard removed, tiling kept for the stage
     memory.pipeline(TINY_SDXL, gpu_plan(TINY_SDXL))  # the next job's plan switches tiling off again
     assert not pipe.vae.use_tiling
@@ -114,8 +114,8 @@ def test_decode_oom_that_persists_falls_back_to_a_lower_level(memory: MemoryMana
     finally:
         hook.remove()
     assert len(images) == 1 and counter["attempts"] == 2 and counter["steps"] == 4
-    assert [s["kind"] for s in steps] == ["decode_retry", "step_down"]
-    assert steps[1]["from"]["vae_tiling"] and steps[1]["to"]["level"] == "model_offload"
+    assert [s.kind for s in steps] == ["decode_retry", "step_down"]
+    assert steps[1].from_plan["vae_tiling"] and steps[1].to_plan["level"] == "model_offload"
 
 
 def test_svd_decode_oom_decodes_in_smaller_chunks(memory: MemoryManager) -> None:
@@ -144,5 +144,5 @@ def test_svd_decode_oom_decodes_in_smaller_chunks(memory: MemoryManager) -> None
     assert len(video) == frames and counter["steps"] == 2
     assert counter["decodes"] == 1 + 2  # the failed chunk of 4 frames, then two chunks of 2
     (step,) = steps
-    assert step["kind"] == "decode_retry" and step["to"]["decode_chunk_size"] == frames // 2
-    assert not step["to"]["vae_tiling"]  # the temporal decoder has no tiling
+    assert step.kind == "decode_retry" and step.to_plan["decode_chunk_size"] == frames // 2
+    assert not step.to_plan["vae_tiling"]  # the temporal decoder has no tiling

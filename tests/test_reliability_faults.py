@@ -26,12 +26,12 @@ from typing import Callable, Iterator
 import numpy as np
 import pytest
 
-from backend import orchestrator
-from backend.orchestrator import VideoGenerator
+from backend.jobs import housekeeping, orchestrator
+from backend.jobs.orchestrator import VideoGenerator
+from backend.jobs.store import JobStore
+from backend.media.video_io import iter_frames
 from backend.paths import runtime_paths
 from backend.spec import JobSpec
-from backend.store import JobStore
-from backend.video_io import iter_frames
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = "ocean waves crashing on a beach at golden hour"
@@ -171,8 +171,8 @@ def test_disk_full_while_encoding_then_ffmpeg_crashing_broken_missing_then_resum
     assert generator.resume(status.id)
     status = run(generator, status.id)
     assert status.state == "done", status.error
-    assert status.record["attempt"] == 3  # the two refused attempts never started a stage
-    assert [s for s, data in status.record["stages"].items() if data.get("kept")] == [
+    assert status.record.attempt == 3  # the two refused attempts never started a stage
+    assert [s for s, data in status.record.stages.items() if data.kept] == [
         "analyze", "keyframes", "motion", "assemble"]
     assert np.array_equal(frames_of(status.output), baseline)
     assert set(outputs_snapshot(generator)) - set(before) == {Path(status.output).name, Path(status.sidecar).name}
@@ -203,7 +203,7 @@ def test_cancel_in_every_stage_then_resume_gives_the_same_video(generator, basel
     assert generator.resume(job_id)
     status = run(generator, job_id)
     assert status.state == "done", status.error
-    assert [s for s, data in status.record["stages"].items() if data.get("kept")] == ["analyze", "keyframes"]
+    assert [s for s, data in status.record.stages.items() if data.kept] == ["analyze", "keyframes"]
     assert np.array_equal(frames_of(status.output), baseline)
 
 
@@ -237,7 +237,7 @@ def test_a_job_stopped_after_publishing_but_before_done_is_completed_without_a_s
     assert status.state == "done", status.error
     assert set(outputs_snapshot(generator)) - set(before) == published  # the same files, no second video
     assert Path(status.output) == video and video.stat().st_mtime_ns == written  # not encoded again
-    assert status.record["attempt"] == 1  # the record of the run that made it, completed
+    assert status.record.attempt == 1  # the record of the run that made it, completed
     assert np.array_equal(frames_of(status.output), baseline)
     assert not generator.paths.job_workdir(job_id).exists()
 
@@ -271,7 +271,7 @@ def test_work_folders_and_history_are_pruned_by_age_and_cap(tmp_path, monkeypatc
 
     monkeypatch.setenv("STUDIO_HISTORY_LIMIT", "not a number")  # a bad setting falls back to the default
     assert gen.prune_history() == []
-    orchestrator._remove_stale_partials(gen.paths.outputs)
+    housekeeping.remove_stale_partials(gen.paths.outputs)
     assert not (gen.paths.outputs / ".half.mp4.partial-999999999").exists()
     gen.shutdown()
 
@@ -342,7 +342,8 @@ def test_the_worker_survives_failing_store_writes(generator, baseline, monkeypat
 
 STORE_WRITER = """
 import sys
-from backend.store import JobStore
+from backend.jobs.store import JobStore
+from backend.record import JobRecord, KeyframesRecord, StageRecords
 
 store = JobStore(sys.argv[1])
 pad = "x" * 100_000  # big rows: a write spans many database pages
@@ -350,7 +351,8 @@ i = int(sys.argv[2])
 while True:
     job = f"job{i:06d}"
     store.add(job, {"prompt": job})
-    store.checkpoint(job, "keyframes", 1.0, {"n": i, "pad": pad}, {"stages": {"keyframes": {"n": i}}, "pad": pad})
+    stage = KeyframesRecord(seconds=1.0, steps=i, extra={"pad": pad})
+    store.checkpoint(job, "keyframes", stage, {}, JobRecord(job, {"prompt": job}, stages=StageRecords(keyframes=stage)))
     store.progress(job, "motion", 0.5, "working")
     print(job, flush=True)
     i += 1
@@ -375,11 +377,11 @@ def test_a_process_killed_during_store_writes_leaves_a_consistent_store(tmp_path
         assert store.recovered_from is None
         assert store.integrity_problems() == []
         for job in committed:  # printed only after its transactions committed: all must be there
-            assert store.stages(job)["keyframes"]["checkpoint"]["n"] == int(job[3:])
+            assert store.stages(job)["keyframes"].record.steps == int(job[3:])
         for row in store.list(limit=10**6):
             # A checkpoint and its job record are one transaction: both there, or neither.
             stages = store.stages(row.id)
-            assert ("keyframes" in stages) == ("stages" in row.record), row.id
+            assert ("keyframes" in stages) == (row.record is not None and row.record.stages.keyframes is not None), row.id
     assert len(committed) >= 4
 
 
@@ -415,8 +417,9 @@ import json, logging, os, sys, threading, time
 from pathlib import Path
 
 logging.basicConfig(level=logging.WARNING)
-from backend import job_runner
-from backend.orchestrator import VideoGenerator
+from backend.jobs import runner as job_runner
+from backend.jobs.orchestrator import VideoGenerator
+from backend.record import JobRecord
 from backend.paths import runtime_paths
 from backend.spec import JobSpec
 
@@ -424,14 +427,14 @@ home, run_log, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 per_thread, total = int(sys.argv[4]), int(sys.argv[5])
 
 
-def fake_run(self, job_id, spec, cancel_event, progress, begin_stage):
+def fake_run(self, job_id, spec, hooks):
     # Stands in for the model stages: notes which process ran which job (O_APPEND: one line per write).
     fd = os.open(run_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     os.write(fd, f"{job_id} {os.getpid()}\\n".encode())
     os.close(fd)
     output = self.paths.outputs / f"{job_id}.mp4"
     output.write_bytes(b"")
-    return job_runner.JobOutcome(output, output.with_suffix(".json"), {"stages": {}})
+    return job_runner.JobOutcome(output, output.with_suffix(".json"), JobRecord(id=job_id, spec=spec.to_dict()))
 
 
 job_runner.JobRunner.run = fake_run

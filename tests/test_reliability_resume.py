@@ -21,9 +21,9 @@ from typing import Callable, TypeVar
 import numpy as np
 import pytest
 
+from backend.jobs.store import JobStore
+from backend.media.video_io import iter_frames
 from backend.paths import runtime_paths
-from backend.store import JobStore
-from backend.video_io import iter_frames
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = "ocean waves crashing on a beach at golden hour"

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.safe_files import UnsafePath, is_inside, read_inside, resolve_inside
+from backend.errors import UnsafePath
+from backend.media.safe_files import is_inside, read_inside, resolve_inside
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -120,12 +121,14 @@ def test_launch_defaults_to_loopback_and_warns_before_exposing():
     assert "WARNING: serving on" in script  # --host 0.0.0.0 prints the warning before serving
 
 
+@pytest.mark.e2e
 def test_the_server_listens_on_loopback_only(server):
     pid, port = server
     addresses = listening(pid)
     assert addresses and {ip for ip, _ in addresses} <= LOOPBACK, addresses
 
 
+@pytest.mark.e2e
 def test_the_server_refuses_foreign_host_headers_and_uploads_without_xsrf_token(server):
     _, port = server
     assert "101" in websocket_status(port, f"127.0.0.1:{port}")

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from backend.spec import JobSpec, PostOptions, SpecError
+from backend.errors import SpecError
+from backend.spec import FinishOptions, JobSpec
 
 
 def error_for(**changes) -> SpecError:
@@ -42,8 +43,8 @@ def error_for(**changes) -> SpecError:
         ({"mode": "dance"}, "mode", "t2v"),
         ({"engine": "sora"}, "engine", "svd"),
         ({"motion_strength": 2.0}, "motion_strength", "between"),
-        ({"post": PostOptions(grade="sepia")}, "post.grade", "cinematic"),
-        ({"post": PostOptions(crf=99)}, "post.crf", "between"),
+        ({"finish": FinishOptions(grade="sepia")}, "finish.grade", "cinematic"),
+        ({"finish": FinishOptions(crf=99)}, "finish.crf", "between"),
     ],
 )
 def test_invalid_specs_are_rejected_with_a_clear_message(changes, field, words):
@@ -71,7 +72,7 @@ def test_keyframe_count_follows_duration_and_preset():
 
 
 def test_round_trip_through_json_dict():
-    spec = JobSpec(prompt="x", seed=5, post=PostOptions(grade="warm", sharpen=0.8)).validate()
+    spec = JobSpec(prompt="x", seed=5, finish=FinishOptions(grade="warm", sharpen=0.8)).validate()
     assert JobSpec.from_dict(spec.to_dict()) == spec
 
 
@@ -83,8 +84,9 @@ def test_round_trip_through_json_dict():
         ({"prompt": "x", "duration": "long"}, "duration"),
         ({"prompt": "x", "fps": True}, "fps"),
         ({"prompt": 42}, "prompt"),
-        ({"prompt": "x", "post": {"grade": 3}}, "post.grade"),
-        ({"prompt": "x", "post": {"wobble": 1}}, "post.wobble"),
+        ({"prompt": "x", "finish": {"grade": 3}}, "finish.grade"),
+        ({"prompt": "x", "finish": {"wobble": 1}}, "finish.wobble"),
+        ({"prompt": "x", "post": {"grade": 3}}, "finish.grade"),
         ({"duration": 3}, "prompt"),
     ],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from backend.store import CANCELLED, INTERRUPTED, QUEUED, RUNNING, JobStore
+from backend.jobs.store import CANCELLED, INTERRUPTED, QUEUED, RUNNING, JobStore
 
 
 def test_jobs_survive_reopening_the_store(tmp_path):

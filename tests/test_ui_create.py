@@ -6,11 +6,10 @@ import io
 from pathlib import Path
 
 from PIL import Image
-from ui_support import idle_studio, new_app, run, studio_home, texts  # noqa: F401 - fixtures
-from ui_support import TINY_PROMPT, fill_tiny_job, open_page
+from ui_support import TINY_PROMPT, fill_tiny_job, idle_studio, new_app, open_page, run, studio_home, texts  # noqa: F401 - fixtures
 
 from app_pages.common import generator
-from backend.luts import identity_cube, write_cube
+from backend.media.luts import identity_cube, write_cube
 from backend.spec import JobSpec
 
 FORM_KEYS = {
@@ -159,7 +158,7 @@ def test_lut_upload_is_validated_and_used(idle_studio: Path, tmp_path: Path) -> 
     at.button(key="c_generate").click()
     run(at)
     job_id = at.query_params["job"]
-    lut = generator().status(job_id[0] if isinstance(job_id, list) else job_id).spec["post"]["lut"]
+    lut = generator().status(job_id[0] if isinstance(job_id, list) else job_id).spec["finish"]["lut"]
     assert Path(lut).is_relative_to(generator().paths.uploads / "luts") and Path(lut).is_file()
 
 

@@ -6,15 +6,27 @@ cancelled while it runs. ``run_every`` never fires in AppTest, so the tests poll
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
-from ui_support import new_app, open_page, run, studio_home, texts  # noqa: F401 - fixtures
-from ui_support import TINY_PROMPT, fill_tiny_job, poll, unknown_elements
+from ui_support import (  # noqa: F401 - fixtures
+    JOB_TIMEOUT_S,
+    TINY_PROMPT,
+    fill_tiny_job,
+    new_app,
+    open_page,
+    poll,
+    run,
+    studio_home,
+    texts,
+    unknown_elements,
+)
 
 from app_pages.common import generator, shutdown_generators
+from backend.stages import motion
 
-pytest.importorskip("backend.stages.postprocess", reason="the finishing stage is not in this checkout yet")
+pytest.importorskip("backend.stages.finish", reason="the finishing stage is not in this checkout yet")
 
 
 def _job_id(at) -> str:
@@ -22,7 +34,16 @@ def _job_id(at) -> str:
     return value[0] if isinstance(value, list) else value
 
 
-def test_tiny_job_from_create_to_done_to_gallery_and_after_restart(studio_home: Path) -> None:
+def test_tiny_job_from_create_to_done_to_gallery_and_after_restart(studio_home: Path, monkeypatch) -> None:
+    # Motion waits until the page has shown the storyboard of the running job (tiny keyframes take a blink).
+    storyboard_shown = threading.Event()
+    real_motion = motion.run
+
+    def motion_after_the_storyboard_is_seen(ctx, inputs):
+        storyboard_shown.wait(JOB_TIMEOUT_S)
+        return real_motion(ctx, inputs)
+
+    monkeypatch.setattr(motion, "run", motion_after_the_storyboard_is_seen)
     at = run(new_app())
     fill_tiny_job(at)
     at.button(key="c_generate").click()
@@ -36,9 +57,11 @@ def test_tiny_job_from_create_to_done_to_gallery_and_after_restart(studio_home: 
         state = generator().status(job_id).state
         if state == "running":
             seen_running.append(texts(a))
+            if "Storyboard" in seen_running[-1]:
+                storyboard_shown.set()
         return bool(unknown_elements(a, "video")) or state in ("failed", "cancelled", "interrupted")
 
-    poll(at, finished)
+    poll(at, finished, every=0.3)
     status = generator().status(job_id)
     assert status.state == "done", status.error
     videos = unknown_elements(at, "video")

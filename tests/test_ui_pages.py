@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import streamlit as st
-from ui_support import idle_studio, new_app, open_page, run, studio_home, texts  # noqa: F401 - fixtures
-from ui_support import fake_done_job, install_generator, poll, unknown_elements
+from legacy_data import V1_SIDECAR, insert_v1_job
+from ui_support import (  # noqa: F401 - fixtures
+    fake_done_job,
+    idle_studio,
+    install_generator,
+    new_app,
+    open_page,
+    poll,
+    run,
+    studio_home,
+    texts,
+    unknown_elements,
+)
 
 from app_pages.common import generator, process_state
 from backend.models.registry import MODELS
@@ -56,6 +68,28 @@ def test_queue_lists_cancels_removes_and_requeues(idle_studio: Path) -> None:
     at.button(key=f"q_requeue_{failed_id}").click()
     run(at)
     assert gen.status(failed_id).state == "queued"
+
+
+def test_a_video_from_before_the_typed_record_shows_in_the_gallery_and_reuses(idle_studio: Path) -> None:
+    gen = generator()
+    job = insert_v1_job(gen.paths.database, gen.paths.outputs, post={"grade": "warm", "sharpen": 1.25})
+    Path(job["output"]).write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    shutil.copy(V1_SIDECAR, job["sidecar"])
+    at = open_page(run(new_app()), "app_pages/gallery.py")
+    page = texts(at)
+    assert "ocean waves crashing on a beach at golden hour" in page and "seed 7" in page
+    at.toggle(key=f"g_play_{job['id']}").set_value(True)
+    run(at)
+    assert len(unknown_elements(at, "video")) == 1  # its record says H.264, so it plays inline
+
+    at.button(key=f"g_reuse_{job['id']}").click()
+    run(at)
+    assert [t.value for t in at.title] == ["Create"]
+    assert at.text_area(key="c_prompt").value == "ocean waves crashing on a beach at golden hour"
+    assert at.radio(key="c_models").value == "tiny" and at.selectbox(key="c_size").value == "256x144"
+    assert at.number_input(key="c_seed").value == 7
+    # Finishing options come from the old spec's "post" (today "finish"), not the form's defaults.
+    assert at.selectbox(key="c_grade").value == "warm" and at.slider(key="c_sharpen").value == 1.25
 
 
 def test_gallery_lists_filters_reuses_and_deletes_with_confirmation(idle_studio: Path) -> None:

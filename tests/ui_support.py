@@ -49,8 +49,8 @@ def idle_studio(studio_home: Path) -> Path:
 def install_generator(*, start_worker: bool):  # -> VideoGenerator
     """Put an orchestrator for the current STUDIO_HOME into the app's process-wide holder."""
     from app_pages import common
+    from backend.jobs.orchestrator import VideoGenerator
     from backend.memory import HardwareProfile
-    from backend.orchestrator import VideoGenerator
     from backend.paths import runtime_paths
 
     cpu = HardwareProfile(None, None, 0.0, 0.0, 16.0, 12.0, 2)  # skip the torch-based probe: no GPU here
@@ -130,6 +130,7 @@ def fake_done_job(gen, prompt: str = "a red fox running through snow", **spec_fi
     import json
     import uuid
 
+    from backend.record import JobRecord
     from backend.spec import JobSpec
 
     spec = JobSpec(prompt=prompt, model_set="tiny", width=256, height=144, duration=2.0, fps=8, seed=7,
@@ -141,7 +142,7 @@ def fake_done_job(gen, prompt: str = "a red fox running through snow", **spec_fi
     video = gen.paths.outputs / f"fake-{job_id[:8]}.mp4"
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
     sidecar = video.with_suffix(".json")
-    record = {"id": job_id, "spec": spec.to_dict(), "format": "mp4/h264", "previews": []}
-    sidecar.write_text(json.dumps(record), encoding="utf-8")
+    record = JobRecord(id=job_id, spec=spec.to_dict(), format="mp4/h264")
+    sidecar.write_text(json.dumps(record.to_dict()), encoding="utf-8")
     gen.store.finish(job_id, "done", output=str(video), sidecar=str(sidecar), record=record)
     return job_id

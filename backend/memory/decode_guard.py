@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from backend.memory.oom import error_summary, free_memory, is_oom_error
 from backend.memory.plans import MemoryPlan, apply_component_settings
+from backend.record import StepDown
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ class DecodeGuard:
     """Context manager wrapping ``pipe.vae.decode``; ``plan`` is the plan in force afterwards."""
 
     def __init__(
-        self, pipe: Any, plan: MemoryPlan, steps: list[dict], *, on_relief: Callable[[MemoryPlan], None] | None = None
+        self, pipe: Any, plan: MemoryPlan, steps: list[StepDown], *, on_relief: Callable[[MemoryPlan], None] | None = None
     ) -> None:
         self.pipe = pipe
         self.plan = plan
@@ -60,11 +61,11 @@ class DecodeGuard:
         apply_component_settings(self.pipe, lighter)
         log.warning("VAE decode of %s ran out of memory (%s); retrying with %s without re-sampling",
                     self.plan.model, failure, lighter.describe())
-        self.steps.append({
-            "model": self.plan.model, "kind": "decode_retry", "error": failure,
-            "action": f"retried the VAE decode with {lighter.describe()}, keeping the sampled latents",
-            "from": self.plan.to_dict(), "to": lighter.to_dict(),
-        })
+        self.steps.append(StepDown(
+            model=self.plan.model, kind="decode_retry", error=failure,
+            action=f"retried the VAE decode with {lighter.describe()}, keeping the sampled latents",
+            from_plan=self.plan.to_dict(), to_plan=lighter.to_dict(),
+        ))
         self.plan = lighter
         if self._on_relief is not None:
             self._on_relief(lighter)

@@ -16,7 +16,7 @@ from backend.models.registry import PHASES, MemoryFacts, ModelRef
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.memory.hardware import HardwareProfile
-    from backend.memory.plans import MemoryPlan, Workload
+    from backend.memory.plans import MemoryPlan
 
 CUDA_OVERHEAD_GB = 0.6  # CUDA context, cuBLAS workspace, allocator fragmentation
 PROCESS_RAM_GB = {"cuda": 2.0, "cpu": 1.0}  # Python + torch + diffusers (+ CUDA libraries)
@@ -33,6 +33,16 @@ _FALLBACK_FACTS = MemoryFacts(denoise_gb=1.0, decode_gb=1.0, decode_tiled_gb=1.0
 
 
 @dataclass(frozen=True)
+class Workload:
+    """What one model call will process: drives the activation part of the memory estimate."""
+
+    width: int
+    height: int
+    frames: int = 1
+    batch: int = 2  # classifier-free guidance doubles the batch
+
+
+@dataclass(frozen=True)
 class Estimate:
     vram_peak_gb: float
     ram_peak_gb: float  # the whole process while this model runs
@@ -41,9 +51,7 @@ class Estimate:
     peak_phase: str
 
 
-def native_workload(ref: ModelRef) -> "Workload":
-    from backend.memory.plans import Workload
-
+def native_workload(ref: ModelRef) -> Workload:
     return Workload(ref.width, ref.height, ref.frames, 2 if ref.cfg else 1)
 
 

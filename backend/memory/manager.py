@@ -16,31 +16,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from backend.errors import OutOfMemoryAfterAllPlans
 from backend.memory.decode_guard import DecodeGuard
-from backend.memory.estimates import PROCESS_RAM_GB, estimate
+from backend.memory.estimates import PROCESS_RAM_GB, Workload, estimate
 from backend.memory.hardware import HardwareProfile
 from backend.memory.oom import error_summary, free_memory, is_oom_error
 from backend.memory.plans import (
-    MemoryPlan, Workload, apply_component_settings, apply_plan, fit_plan, plan_workload, ram_budget_gb,
+    MemoryPlan,
+    Workload,
+    apply_component_settings,
+    apply_plan,
+    fit_plan,
+    plan_workload,
+    ram_budget_gb,
     vram_budget_gb,
 )
 from backend.memory.residency import Held, to_evict
 from backend.models.loader import load_pipeline
 from backend.models.registry import ModelRef
+from backend.record import StepDown
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Placer = Callable[[Any, MemoryPlan], Any]
 Loader = Callable[..., Any]  # (ref, models_root, *, dtype) -> pipeline
-
-
-class OutOfMemoryAfterAllPlans(RuntimeError):
-    """Every memory level was tried; the message says what and what the user can change."""
-
-    def __init__(self, message: str, tried: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.tried = tried or []
 
 
 @dataclass
@@ -96,7 +96,7 @@ class MemoryManager:
             free_memory()
 
     def run(
-        self, ref: ModelRef, work: Callable[[Any, MemoryPlan], T], *, steps: list[dict],
+        self, ref: ModelRef, work: Callable[[Any, MemoryPlan], T], *, steps: list[StepDown],
         workload: Workload | None = None, plan: MemoryPlan | None = None,
     ) -> T:
         """Run ``work(pipe, plan)``; after an OOM step the plan down and call it again.
@@ -129,11 +129,11 @@ class MemoryManager:
                 raise OutOfMemoryAfterAllPlans(_all_failed(ref, tried), tried)
             log.warning("out of memory in %s at %s (%s); stepping down to %s", ref.key, plan.describe(), failure,
                         lower.describe())
-            steps.append({
-                "model": ref.key, "kind": "step_down", "error": failure,
-                "action": f"reloaded at {lower.describe()} and resumed from the stage's saved work",
-                "from": plan.to_dict(), "to": lower.to_dict(),
-            })
+            steps.append(StepDown(
+                model=ref.key, kind="step_down", error=failure,
+                action=f"reloaded at {lower.describe()} and resumed from the stage's saved work",
+                from_plan=plan.to_dict(), to_plan=lower.to_dict(),
+            ))
             plan = lower
 
     def after_job(self) -> None:

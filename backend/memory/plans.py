@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from backend.memory.estimates import Estimate, estimate, native_workload
+from backend.memory.estimates import Estimate, Workload, estimate, native_workload
 from backend.memory.hardware import HardwareProfile
 from backend.models.registry import MODELS, ModelRef
 
@@ -25,16 +25,6 @@ RAM_HEADROOM = 0.85
 DEFAULT_DECODE_CHUNK = 8  # SVD frames decoded at once when memory allows
 RELIEVED_DECODE_CHUNK = 2
 ATTENTION = "sdpa"  # PyTorch scaled_dot_product_attention (diffusers' default "native" backend)
-
-
-@dataclass(frozen=True)
-class Workload:
-    """What one model call will process: drives the activation part of the memory estimate."""
-
-    width: int
-    height: int
-    frames: int = 1
-    batch: int = 2  # classifier-free guidance doubles the batch
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Pre-flight: before a job starts, what each stage will load, how, and what it will cost.
 
-``preflight(spec, hardware)`` answers per stage (keyframes, motion, post): the model, the memory level
+``preflight(spec, hardware)`` answers per stage (keyframes, motion, finish): the model, the memory level
 chosen, estimated peak VRAM and RAM, an ETA class, any cap on resolution/frames, whether the previous
 stage's model stays resident, and warnings — e.g. when SVD cannot fit even with sequential offload and
 the low-memory engine takes over. The UI and ``python -m backend plan`` show it; it uses the same
@@ -18,17 +18,18 @@ from backend.memory.hardware import HardwareProfile
 from backend.memory.plans import MemoryPlan, fit_plan, plan_workload, ram_budget_gb, vram_budget_gb
 from backend.memory.residency import Held, to_evict
 from backend.models.registry import MODELS, ModelRef, keyframe_model_for, model_for
+from backend.work import denoising_steps
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.spec import JobSpec
 
-POST_SECONDS_PER_1080P_FRAME_2_CORES = 0.07  # one ffmpeg pass, lanczos + grade + sharpen + x264 (measured)
-POST_RAM_GB = 0.5
+FINISH_SECONDS_PER_1080P_FRAME_2_CORES = 0.07  # one ffmpeg pass, lanczos + grade + sharpen + x264 (measured)
+FINISH_RAM_GB = 0.5
 
 
 @dataclass(frozen=True)
 class StagePlan:
-    stage: str  # "keyframes" | "motion" | "post"
+    stage: str  # "keyframes" | "motion" | "finish"
     model: str  # registry key, or "ffmpeg"
     label: str
     level: str  # memory level, "cpu" for the CPU, "skipped"
@@ -130,15 +131,15 @@ def preflight(spec: "JobSpec", hardware: HardwareProfile) -> Preflight:
     else:
         count = spec.keyframe_count() - (0 if spec.mode == "t2v" else 1)  # i2v/extend bring the first one
         keyframes = (_model_stage("keyframes", keyframe_ref, fit_plan(hardware, keyframe_ref), count,
-                                  spec.steps or spec.preset_values.keyframe_steps, hardware)
+                                  denoising_steps(spec, keyframe_ref, "keyframes"), hardware)
                      if count > 0 else _skipped("keyframes", keyframe_ref, "the uploaded image is the keyframe"))
 
     clips = _clips(spec, motion_plan, motion_ref)
     motion = _model_stage("motion", motion_ref, motion_plan, clips,
-                          spec.steps or spec.preset_values.motion_steps, hardware)
+                          denoising_steps(spec, motion_ref, "motion"), hardware)
     motion = _with_residency(motion, keyframes, hardware)
-    post = _post_stage(spec, hardware)
-    return Preflight(hardware, (keyframes, motion, post), motion_ref.key,
+    finish = _finish_stage(spec, hardware)
+    return Preflight(hardware, (keyframes, motion, finish), motion_ref.key,
                      fallback=motion_ref.key if fallback_warning else None,
                      warnings=tuple(warnings) + _ram_warnings(hardware, (keyframes, motion)))
 
@@ -148,7 +149,7 @@ def _model_stage(
 ) -> StagePlan:
     workload = plan_workload(ref, plan)
     est = estimate(ref, plan, workload)
-    seconds = calls * call_seconds(ref, plan, workload, ref.default_steps or steps, hardware)
+    seconds = calls * call_seconds(ref, plan, workload, steps, hardware)
     warnings = []
     if plan.capped:
         native = native_workload(ref)
@@ -194,11 +195,11 @@ def _with_residency(motion: StagePlan, keyframes: StagePlan, hardware: HardwareP
                    ram_peak_gb=round(motion.ram_peak_gb + kf.ram_resting_gb, 2))
 
 
-def _post_stage(spec: "JobSpec", hardware: HardwareProfile) -> StagePlan:
+def _finish_stage(spec: "JobSpec", hardware: HardwareProfile) -> StagePlan:
     pixels = spec.width * spec.height / (1920 * 1080)
-    seconds = spec.total_frames * pixels * POST_SECONDS_PER_1080P_FRAME_2_CORES * 2 / max(1, hardware.cpu_count)
-    return StagePlan("post", "ffmpeg", "ffmpeg finishing (CPU)", "cpu", 0.0,
-                     round(PROCESS_RAM_GB["cpu"] + POST_RAM_GB, 2), eta_class(seconds), round(seconds, 1))
+    seconds = spec.total_frames * pixels * FINISH_SECONDS_PER_1080P_FRAME_2_CORES * 2 / max(1, hardware.cpu_count)
+    return StagePlan("finish", "ffmpeg", "ffmpeg finishing (CPU)", "cpu", 0.0,
+                     round(PROCESS_RAM_GB["cpu"] + FINISH_RAM_GB, 2), eta_class(seconds), round(seconds, 1))
 
 
 def _ram_warnings(hardware: HardwareProfile, stages: tuple[StagePlan, ...]) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from backend.errors import DownloadError
 from backend.models import store
 from backend.models.registry import ModelRef
 
@@ -29,10 +30,6 @@ NETWORK_BAR_DESC = "Downloading bytes"  # huggingface_hub 2.x: network transfer,
 
 Progress = Callable[[int, int | None], None]  # (bytes done, bytes expected)
 Fetch = Callable[..., Any]  # huggingface_hub.snapshot_download or a test double
-
-
-class DownloadError(RuntimeError):
-    """A download failed for a reason the user can act on; the message says how."""
 
 
 def download(

@@ -11,13 +11,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from backend.errors import ModelNotAvailable
 from backend.models.registry import ModelRef
 
 log = logging.getLogger(__name__)
-
-
-class ModelNotAvailable(RuntimeError):
-    """The model's files are not on disk; the message says how to get them."""
 
 
 def resolve_model_folder(ref: ModelRef, models_root: Path) -> Path:

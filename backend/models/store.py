@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.errors import ModelFolderError
 from backend.models.registry import ModelRef
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,6 @@ COMPLETE_MARKER = ".studio-complete"
 OVERRIDES_FILE = "local-overrides.json"  # preset key -> folder a user pointed it at
 HUB_CACHE_DIR = ".cache"  # huggingface_hub's resume metadata inside a local_dir download
 GIB = 1024**3
-
-
-class StoreError(ValueError):
-    """A model-folder operation a user must fix; the message says how."""
 
 
 @dataclass(frozen=True)
@@ -208,15 +205,15 @@ def remove(ref: ModelRef, models_root: Path) -> str:
 def link(ref: ModelRef, folder: Path, models_root: Path) -> Path:
     """Point ``ref`` at a pipeline folder the user already has (checked, never copied or changed)."""
     if ref.is_tiny:
-        raise StoreError(f"{ref.key} is a test model built on demand; it cannot point at a folder.")
+        raise ModelFolderError(f"{ref.key} is a test model built on demand; it cannot point at a folder.")
     folder = Path(folder).expanduser().resolve()
     problems = _verify_pipeline_folder(folder)
     if problems:
-        raise StoreError(f"{folder} cannot serve {ref.key}: {problems[0]}")
+        raise ModelFolderError(f"{folder} cannot serve {ref.key}: {problems[0]}")
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     found = index.get("_class_name")
     if found and found != ref.pipeline_class:
-        raise StoreError(f"{folder} holds a {found}, but {ref.key} needs a {ref.pipeline_class}.")
+        raise ModelFolderError(f"{folder} holds a {found}, but {ref.key} needs a {ref.pipeline_class}.")
     _write_overrides(models_root, {**local_overrides(models_root), ref.key: str(folder)})
     return folder
 

@@ -10,8 +10,8 @@ torch, diffusers and transformers are imported inside the functions: importing t
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from backend.models.tiny_tokenizers import build_clip_tokenizer, build_t5_tokenizer

@@ -1,1 +1,1 @@
-"""Pipeline stages: one module per stage, each with run(inputs, ctx) -> artifacts."""
+"""Pipeline stages: one module per stage, each ``run(ctx, inputs) -> result`` with its typed record."""

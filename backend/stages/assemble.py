@@ -7,30 +7,46 @@ duration needs; converting to the delivery frame rate is the finishing stage's j
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from backend.clip import Clip, save_frames
-from backend.context import StageContext
-from backend.imaging import fit_fill
-from backend.video_io import iter_frames, probe_video
+from backend.media.clip import Clip, save_frames
+from backend.media.imaging import fit_fill
+from backend.media.video_io import iter_frames, probe_video
+from backend.record import AssembleRecord
+from backend.stages.context import StageContext
 
 
-def run(ctx: StageContext, segments: list[Clip], *, fps: int, frames_needed: int,
-        prefix: Clip | None = None) -> Clip:
+@dataclass(frozen=True)
+class AssembleInputs:
+    segments: list[Clip]
+    fps: int
+    frames_needed: int  # frames of the continuation (the source clip's frames come on top)
+    prefix: Clip | None = None  # the video being extended, at the motion size and rate
+
+
+@dataclass(frozen=True)
+class AssembleResult:
+    clip: Clip
+    record: AssembleRecord
+
+
+def run(ctx: StageContext, inputs: AssembleInputs) -> AssembleResult:
     """Concatenate; when extending, the continuation's first frame repeats the source's last and is dropped."""
     ctx.check_cancelled()
-    paths: list[Path] = [p for clip in segments for p in clip.frame_paths]
+    prefix = inputs.prefix
+    paths: list[Path] = [p for clip in inputs.segments for p in clip.frame_paths]
     if prefix is not None:
         paths = paths[1:]
-    paths = retime(paths, frames_needed)
+    paths = retime(paths, inputs.frames_needed)
     if prefix is not None:
         paths = list(prefix.frame_paths) + paths
-    first = segments[0]
-    ctx.record.update(frames=len(paths), fps=fps, source_frames=len(prefix) if prefix else 0)
-    ctx.report(1.0, f"{len(paths)} frames at {fps} fps")
-    return Clip(tuple(paths), fps, first.width, first.height)
+    first = inputs.segments[0]
+    ctx.report(1.0, f"{len(paths)} frames at {inputs.fps} fps")
+    record = AssembleRecord(frames=len(paths), fps=inputs.fps, source_frames=len(prefix) if prefix else 0)
+    return AssembleResult(Clip(tuple(paths), inputs.fps, first.width, first.height), record)
 
 
 def retime(paths: list[Path], count: int) -> list[Path]:

@@ -24,7 +24,8 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from backend.video_io import VideoProbeError, ffmpeg_exe, probe_video_fast
+from backend.errors import DiskFull, EncodeFailed, VerifyFailed, VideoProbeError
+from backend.media.video_io import ffmpeg_exe, probe_video_fast
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,6 @@ _METADATA_KEY = re.compile(r"^[a-z_]{1,32}$")
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")
 
 Progress = Callable[[int], None]  # frames done so far
-
-
-class EncodeFailed(RuntimeError):
-    """ffmpeg exited with an error; ``message`` is ffmpeg's own text, trimmed."""
-
-    def __init__(self, message: str, *, no_space: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.no_space = no_space
-
-
-class VerifyFailed(RuntimeError):
-    """The file was written but is not what we asked for."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +197,9 @@ def run_ffmpeg(args: list[str], frames: Iterable[np.ndarray], *, shape: tuple[in
         progress_path.unlink(missing_ok=True)
     if code != 0:
         text = log_path.read_text(errors="replace")
-        raise EncodeFailed(ffmpeg_message(text, code), no_space="No space left on device" in text)
+        if "No space left on device" in text:  # no other format would fit either
+            raise DiskFull(f"writing the video: {ffmpeg_message(text, code)}")
+        raise EncodeFailed(ffmpeg_message(text, code))
     return argv
 
 

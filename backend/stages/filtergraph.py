@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from backend.spec import PostOptions
+from backend.spec import FinishOptions
 
 # Files the graph reads are copied into ffmpeg's working folder under these plain names, so no
 # user path ever needs filter-graph escaping.
@@ -96,7 +96,7 @@ class GraphPlan:
         return ",".join(self.filters + ((extra,) if extra else ()))
 
 
-def build_graph(source: SourceShape, out: OutputShape, options: PostOptions, *,
+def build_graph(source: SourceShape, out: OutputShape, options: FinishOptions, *,
                 lut_file: str | None = None, transforms_file: str | None = None) -> GraphPlan:
     """The finishing chain for ``options``; ``lut_file``/``transforms_file`` are names in ffmpeg's cwd."""
     filters: list[str] = []

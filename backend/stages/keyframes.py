@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from backend.context import StageContext
-from backend.imaging import fit_fill
-from backend.memory.plans import MemoryPlan, Workload
+from backend.media.imaging import fit_fill
+from backend.memory.estimates import Workload
+from backend.memory.plans import MemoryPlan
 from backend.models.registry import ModelRef, keyframe_model_for
 from backend.prompting import PromptAnalysis, keyframe_prompt
+from backend.record import KeyframesRecord, SizeCap
 from backend.seeds import derive_seed, torch_generator
+from backend.stages.context import StageContext
+from backend.work import denoising_steps
 
 log = logging.getLogger(__name__)
 
+KEYFRAME_NAME = re.compile(r"keyframe_\d{3}\.png")  # the only keyframe files a resume trusts
 IMG2IMG_STRENGTH = 0.55  # enough change to move the scene on, little enough to keep subject and palette
-TINY_STEPS = 2  # the tiny test models produce noise anyway; keep test jobs fast
 
 # SDXL's trained resolutions (width, height); keyframes use the one closest to the motion aspect.
 SDXL_BUCKETS = ((1024, 1024), (1152, 896), (1216, 832), (1344, 768), (1536, 640),
@@ -34,19 +38,23 @@ SDXL_BUCKETS = ((1024, 1024), (1152, 896), (1216, 832), (1344, 768), (1536, 640)
 
 
 @dataclass(frozen=True)
+class KeyframeInputs:
+    analysis: PromptAnalysis
+    count: int  # keyframes to draw (the runner may have capped the user's number: ``requested``)
+    motion_aspect: float  # width / height of the motion the keyframes will start
+    start_image: Image.Image | None = None  # the user's own first frame (i2v, extend)
+    requested: int | None = None  # what the spec asked for, when more than ``count``
+
+
+@dataclass(frozen=True)
 class KeyframeResult:
     paths: list[Path]
-    prompts: list[str]
-    seeds: list[int | None]  # None where the keyframe is the user's own image
-    size: tuple[int, int]
-    model: str
-    steps: int
-    guidance: float
-    note: str = ""
+    record: KeyframesRecord
 
-    @classmethod
-    def skipped(cls, why: str) -> "KeyframeResult":
-        return cls([], [], [], (0, 0), "none", 0, 0.0, note=f"no keyframes: {why}")
+
+def skipped(why: str) -> KeyframeResult:
+    """No storyboard: the motion engine that runs makes video from the prompt alone."""
+    return KeyframeResult([], KeyframesRecord(model="none", skipped=f"no keyframes: {why}"))
 
 
 def keyframe_size(ref: ModelRef, motion_aspect: float) -> tuple[int, int]:
@@ -62,17 +70,18 @@ def _multiple_of_64(value: float) -> int:
     return max(64, int(round(value / 64)) * 64)
 
 
-def run(ctx: StageContext, analysis: PromptAnalysis, *, count: int, motion_aspect: float,
-        start_image: Image.Image | None = None) -> KeyframeResult:
-    spec = ctx.spec
-    # 1. Inputs and settings.
+def run(ctx: StageContext, inputs: KeyframeInputs) -> KeyframeResult:
+    spec, count, analysis = ctx.spec, inputs.count, inputs.analysis
+    # 1. Model, size and settings.
     ref = keyframe_model_for(spec.model_set, spec.preset)
-    width, height = keyframe_size(ref, motion_aspect)
-    plan = ctx.memory.plan(ref, Workload(width, height, 1, 2 if ref.cfg else 1))
+    width, height = keyframe_size(ref, inputs.motion_aspect)
+    plan = ctx.plan(ref, Workload(width, height, 1, 2 if ref.cfg else 1))
+    capped = None
     if plan.capped:  # even the lowest memory level cannot fit the full size: the planner said how far to go
         width, height = plan.cap_width or width, plan.cap_height or height
-        ctx.record["capped"] = {"width": width, "height": height}
-    steps = spec.steps or (TINY_STEPS if ref.is_tiny else ref.default_steps or spec.preset_values.keyframe_steps)
+        capped = SizeCap(width, height)
+        ctx.log(f"keyframes capped at {width}×{height} to fit in memory")
+    steps = denoising_steps(spec, ref, "keyframes")
     if spec.guidance is not None:
         guidance = spec.guidance
     else:  # distilled models (SDXL-Turbo) are made to run without classifier-free guidance
@@ -82,19 +91,22 @@ def run(ctx: StageContext, analysis: PromptAnalysis, *, count: int, motion_aspec
     paths = [folder / f"keyframe_{i:03d}.png" for i in range(count)]
     prompts = [keyframe_prompt(analysis, i, count) for i in range(count)]
     seeds: list[int | None] = [derive_seed(spec.seed, "keyframe", i) for i in range(count)]
-    ctx.record.update(model=ref.key, size=[width, height], steps=steps, guidance=guidance,
-                      img2img_strength=IMG2IMG_STRENGTH, prompts=prompts)
+    record = KeyframesRecord(model=ref.key, size=[width, height], steps=steps, guidance=guidance,
+                             img2img_strength=IMG2IMG_STRENGTH, prompts=prompts, seeds=seeds, capped=capped,
+                             step_downs=ctx.step_downs)
+    if inputs.requested is not None and inputs.requested != count:
+        record.keyframes_capped = f"{inputs.requested} → {count}: too few frames for more"
+        ctx.log(f"storyboard of {count} keyframes instead of {inputs.requested}: too few frames for more")
 
     # 2. The user's own first frame, if any, is keyframe 0 as given (cropped to the aspect, never stretched).
-    if start_image is not None and not paths[0].exists():
-        fit_fill(start_image, (width, height)).save(paths[0])
-    if start_image is not None:
+    if inputs.start_image is not None:
+        if not paths[0].exists():
+            fit_fill(inputs.start_image, (width, height)).save(paths[0])
         seeds[0] = None
-    ctx.record["seeds"] = seeds
 
     # 3. Generate what is missing, under the memory manager (which steps down on OOM and re-calls us).
     def generate(pipe: Any, plan: MemoryPlan) -> None:
-        ctx.record["memory_plan"] = plan.to_dict()
+        record.memory_plan = plan.to_dict()
         for index in range(count):
             if paths[index].exists():
                 ctx.report((index + 1) / count, f"keyframe {index + 1}/{count} (kept)", preview=paths[index])
@@ -106,8 +118,8 @@ def run(ctx: StageContext, analysis: PromptAnalysis, *, count: int, motion_aspec
             ctx.report((index + 1) / count, f"keyframe {index + 1}/{count}", preview=paths[index])
 
     if not all(p.exists() for p in paths):
-        ctx.memory.run(ref, generate, steps=ctx.record.setdefault("step_downs", []), plan=plan)
-    return KeyframeResult(paths, prompts, seeds, (width, height), ref.key, steps, guidance)
+        ctx.run(ref, generate, plan=plan)
+    return KeyframeResult(paths, record)
 
 
 def _one_keyframe(ctx: StageContext, pipe: Any, index: int, count: int, prompt: str, negative: str,

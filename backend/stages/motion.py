@@ -18,19 +18,20 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from backend.clip import Clip, save_frames
-from backend.context import StageContext
-from backend.imaging import crossfade, fit_fill
+from backend.media.clip import Clip, save_frames
+from backend.media.imaging import crossfade, fit_fill
 from backend.memory.plans import MemoryPlan
 from backend.memory.preflight import motion_model
 from backend.models.registry import ModelRef, model_for
 from backend.prompting import PromptAnalysis
+from backend.record import MotionRecord, SegmentRecord, SizeCap
 from backend.seeds import derive_seed, torch_generator
+from backend.stages.context import StageContext
 from backend.stages.motion_engines import ChunkRequest, MotionEngine, engine_for
+from backend.work import denoising_steps
 
 log = logging.getLogger(__name__)
 
-TINY_STEPS = 2
 TAIL_FRACTION = 0.25  # share of each segment blended toward the next keyframe
 DONE_MARKER = "segment.json"
 
@@ -48,8 +49,7 @@ class MotionResult:
     segments: list[Clip]
     fps: int
     size: tuple[int, int]
-    model: str
-    engine: str
+    record: MotionRecord
 
 
 def engine_ref(spec_model_set: str, engine: str) -> ModelRef:
@@ -89,32 +89,42 @@ def plan_segments(keyframes: list[Path], total_frames: int) -> list[SegmentPlan]
     ]
 
 
-def run(ctx: StageContext, analysis: PromptAnalysis, keyframes: list[Path], *, frames_needed: int,
-        choice: MotionChoice) -> MotionResult:
-    spec = ctx.spec
+@dataclass(frozen=True)
+class MotionInputs:
+    analysis: PromptAnalysis
+    keyframes: list[Path]  # the storyboard, in order ([] for a text-only engine)
+    frames_needed: int  # frames of new video at the engine's frame rate
+    choice: MotionChoice  # the model, plan and size chosen for this machine before the keyframes
+
+
+def run(ctx: StageContext, inputs: MotionInputs) -> MotionResult:
+    spec, choice, analysis, keyframes = ctx.spec, inputs.choice, inputs.analysis, inputs.keyframes
     # 1. Engine, model and settings (the choice was made before keyframes, from this machine's memory).
     ref = choice.ref
     engine = engine_for(ref, spec.engine)
-    steps = spec.steps or (TINY_STEPS if ref.is_tiny else ref.default_steps or spec.preset_values.motion_steps)
+    steps = denoising_steps(spec, ref, "motion")
     size = choice.size
     # A text-only engine has no keyframes to join: one segment, made of chunks joined by crossfades.
-    segments = plan_segments(keyframes, frames_needed) if engine.uses_image else [
-        SegmentPlan(0, frames_needed, keyframes[0] if keyframes else Path(), None)]
+    segments = plan_segments(keyframes, inputs.frames_needed) if engine.uses_image else [
+        SegmentPlan(0, inputs.frames_needed, keyframes[0] if keyframes else Path(), None)]
     root = ctx.workdir / "segments"
-    ctx.record.update(model=ref.key, engine=engine.name, fps=ref.fps, size=list(size), steps=steps,
-                      max_frames_per_call=choice.max_frames,
-                      join=(f"crossfade of the last {TAIL_FRACTION:.0%} of each segment toward the next keyframe"
-                            if engine.uses_image else "crossfade between independently generated chunks"),
-                      segments=[{"frames": s.frames} for s in segments])
+    record = MotionRecord(
+        model=ref.key, engine=engine.name, fps=ref.fps, size=list(size), steps=steps,
+        max_frames_per_call=choice.max_frames,
+        join=(f"crossfade of the last {TAIL_FRACTION:.0%} of each segment toward the next keyframe"
+              if engine.uses_image else "crossfade between independently generated chunks"),
+        segments=[SegmentRecord(s.frames) for s in segments], substitution=choice.substitution,
+        step_downs=ctx.step_downs,
+        capped=SizeCap(size[0], size[1], choice.max_frames) if choice.plan.capped else None,
+    )
     if choice.substitution:
-        ctx.record["substitution"] = choice.substitution
         ctx.log(choice.substitution)
-    if choice.plan.capped:
-        ctx.record["capped"] = {"width": size[0], "height": size[1], "frames": choice.max_frames}
+    if record.capped is not None:
+        ctx.log(f"motion capped at {size[0]}×{size[1]}, {choice.max_frames} frames per call, to fit in memory")
 
     # 2. Generate what is missing; the memory manager re-calls this after an OOM step-down.
     def generate(pipe: Any, plan: MemoryPlan) -> None:
-        ctx.record["memory_plan"] = plan.to_dict()
+        record.memory_plan = plan.to_dict()
         for segment in segments:
             folder = root / f"segment_{segment.index:03d}"
             if (folder / DONE_MARKER).exists():
@@ -124,11 +134,11 @@ def run(ctx: StageContext, analysis: PromptAnalysis, keyframes: list[Path], *, f
 
     done = all((root / f"segment_{s.index:03d}" / DONE_MARKER).exists() for s in segments)
     if not done:
-        ctx.memory.run(ref, generate, steps=ctx.record.setdefault("step_downs", []), plan=choice.plan)
+        ctx.run(ref, generate, plan=choice.plan)
     clips = [Clip.from_folder(root / f"segment_{s.index:03d}", ref.fps) for s in segments]
-    ctx.record["segment_seeds"] = [json.loads((root / f"segment_{s.index:03d}" / DONE_MARKER).read_text())["seeds"]
-                                   for s in segments]
-    return MotionResult(clips, ref.fps, size, ref.key, engine.name)
+    record.segment_seeds = [json.loads((root / f"segment_{s.index:03d}" / DONE_MARKER).read_text())["seeds"]
+                            for s in segments]
+    return MotionResult(clips, ref.fps, size, record)
 
 
 def _generate_segment(ctx: StageContext, engine: MotionEngine, ref: ModelRef, pipe: Any, plan: MemoryPlan,
@@ -181,6 +191,12 @@ def _generate_segment(ctx: StageContext, engine: MotionEngine, ref: ModelRef, pi
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     ctx.report((segment.index + 1) / segment_count, f"segment {segment.index + 1}/{segment_count} done")
+
+
+def segment_files(clip: Clip) -> list[Path]:
+    """A finished segment's artifacts: its frames and the marker that says it is complete."""
+    folder = clip.frame_paths[0].parent
+    return [*clip.frame_paths, folder / DONE_MARKER]
 
 
 def _join_with_crossfade(frames: list[Image.Image], nxt: list[Image.Image]) -> list[Image.Image]:

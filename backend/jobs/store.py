@@ -10,58 +10,27 @@ in the same transaction (``checkpoint``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from backend.jobs.database import connect, create_schema, move_aside
+from backend.record import JobRecord, StageRecord, stage_record_from_dict
+from backend.spec import upgrade_spec_dict
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+CHECKPOINT_ARTIFACTS = "artifacts"
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = (
     "queued", "running", "done", "failed", "cancelled", "interrupted",
 )
 FINISHED_STATES = (DONE, FAILED, CANCELLED, INTERRUPTED)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,              -- FIFO order
-    state TEXT NOT NULL,
-    spec TEXT NOT NULL,                -- JobSpec as JSON
-    record TEXT NOT NULL DEFAULT '{}', -- the reproducibility record built while running
-    stage TEXT NOT NULL DEFAULT '',
-    fraction REAL NOT NULL DEFAULT 0,
-    message TEXT NOT NULL DEFAULT '',
-    error TEXT,
-    output TEXT,
-    sidecar TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_state_seq ON jobs(state, seq);
-CREATE TABLE IF NOT EXISTS stages (
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    state TEXT NOT NULL,               -- running | done
-    seconds REAL,
-    checkpoint TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (job_id, name)
-);
-CREATE TABLE IF NOT EXISTS timings (   -- measured seconds per unit of work, for ETAs
-    key TEXT PRIMARY KEY,
-    seconds_per_unit REAL NOT NULL,
-    samples INTEGER NOT NULL,
-    updated REAL NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -69,8 +38,8 @@ class JobRow:
     id: str
     seq: int
     state: str
-    spec: dict[str, Any]
-    record: dict[str, Any]
+    spec: dict[str, Any]  # JobSpec.to_dict() as submitted (specs of earlier releases upgraded on read)
+    record: JobRecord | None  # None until the job's first stage is checkpointed
     stage: str
     fraction: float
     message: str
@@ -83,6 +52,17 @@ class JobRow:
     finished: float | None
 
 
+@dataclass(frozen=True)
+class StageCheckpoint:
+    """A finished stage of one run: its record and the size of each artifact it left in the work folder."""
+
+    stage: str
+    state: str  # "done"
+    seconds: float | None
+    record: StageRecord
+    artifacts: dict[str, int]  # path relative to the work folder -> size in bytes
+
+
 class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -93,7 +73,7 @@ class JobStore:
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
                 raise  # locked or disk full: the file may be fine, never move it aside for that
-            self.recovered_from = self._move_aside(exc)
+            self.recovered_from = move_aside(self.path, exc)
             self._create()
 
     def _create(self) -> None:
@@ -102,33 +82,10 @@ class JobStore:
             damage = [r[0] for r in db.execute("PRAGMA quick_check").fetchall() if r[0] != "ok"]
             if damage:
                 raise sqlite3.DatabaseError(f"the database is damaged: {'; '.join(damage[:3])}")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            create_schema(db)
 
-    def _move_aside(self, exc: Exception) -> Path:
-        """Keep a damaged database for inspection and start an empty one (the studio must start)."""
-        target = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{self.path}{suffix}")
-            if source.exists():
-                source.replace(Path(f"{target}{suffix}"))
-        log.error("the job database %s could not be read (%s); moved it to %s and started an empty one",
-                  self.path, exc, target)
-        return target
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # A short-lived connection per operation: safe across threads, cheap with WAL.
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=30000")
-            db.row_factory = sqlite3.Row
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
+        return connect(self.path)
 
     # --- jobs -----------------------------------------------------------------------
     def add(self, job_id: str, spec: dict[str, Any]) -> None:
@@ -184,13 +141,13 @@ class JobStore:
             row = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
 
-    def update_record(self, job_id: str, record: dict[str, Any]) -> None:
+    def update_record(self, job_id: str, record: JobRecord) -> None:
         with self._connect() as db:
-            db.execute("UPDATE jobs SET record = ? WHERE id = ?", (json.dumps(record, default=str), job_id))
+            db.execute("UPDATE jobs SET record = ? WHERE id = ?", (_record_json(record), job_id))
 
     def finish(
         self, job_id: str, state: str, *, error: str | None = None, output: str | None = None,
-        sidecar: str | None = None, record: dict[str, Any] | None = None, stage: str | None = None,
+        sidecar: str | None = None, record: JobRecord | None = None, stage: str | None = None,
         message: str | None = None,
     ) -> None:
         """End a job; ``stage``/``message`` are the last progress seen (progress writes are throttled)."""
@@ -202,7 +159,7 @@ class JobStore:
                 " record = COALESCE(?, record), finished = ?, fraction = CASE WHEN ? = 'done' THEN 1 ELSE fraction END,"
                 " stage = COALESCE(?, stage), message = COALESCE(?, message)"
                 " WHERE id = ?",
-                (state, error, output, sidecar, json.dumps(record, default=str) if record is not None else None,
+                (state, error, output, sidecar, _record_json(record) if record is not None else None,
                  time.time(), state, stage, message, job_id),
             )
 
@@ -289,24 +246,19 @@ class JobStore:
         return ids
 
     # --- stage checkpoints --------------------------------------------------------------
-    def stage_done(self, job_id: str, name: str, seconds: float, checkpoint: dict[str, Any]) -> None:
-        with self._connect() as db:
-            _upsert_stage(db, job_id, name, seconds, checkpoint)
-
-    def checkpoint(self, job_id: str, name: str, seconds: float, checkpoint: dict[str, Any],
-                   record: dict[str, Any]) -> None:
+    def checkpoint(self, job_id: str, stage: str, record: StageRecord, artifacts: dict[str, int],
+                   job_record: JobRecord) -> None:
         """Mark a stage done and store the job record in one transaction (never one without the other)."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            _upsert_stage(db, job_id, name, seconds, checkpoint)
-            db.execute("UPDATE jobs SET record = ? WHERE id = ?", (json.dumps(record, default=str), job_id))
+            _upsert_stage(db, job_id, stage, record, artifacts)
+            db.execute("UPDATE jobs SET record = ? WHERE id = ?", (_record_json(job_record), job_id))
             db.execute("COMMIT")
 
-    def stages(self, job_id: str) -> dict[str, dict[str, Any]]:
+    def stages(self, job_id: str) -> dict[str, StageCheckpoint]:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM stages WHERE job_id = ?", (job_id,)).fetchall()
-        return {r["name"]: {"state": r["state"], "seconds": r["seconds"], "checkpoint": json.loads(r["checkpoint"])}
-                for r in rows}
+        return {r["name"]: _to_checkpoint(r) for r in rows}
 
     def clear_stages(self, job_id: str) -> None:
         with self._connect() as db:
@@ -330,14 +282,38 @@ class JobStore:
         return float(row[0]) if row else None
 
 
-def _upsert_stage(db: sqlite3.Connection, job_id: str, name: str, seconds: float,
-                  checkpoint: dict[str, Any]) -> None:
+def _upsert_stage(db: sqlite3.Connection, job_id: str, name: str, record: StageRecord,
+                  artifacts: dict[str, int]) -> None:
+    # Stored flat (the stage record's keys plus "artifacts"), as every release has stored it.
+    checkpoint = {**record.to_dict(), CHECKPOINT_ARTIFACTS: artifacts}
     db.execute(
         "INSERT INTO stages (job_id, name, state, seconds, checkpoint) VALUES (?, ?, 'done', ?, ?)"
         " ON CONFLICT(job_id, name) DO UPDATE SET state='done', seconds=excluded.seconds,"
         " checkpoint=excluded.checkpoint",
-        (job_id, name, seconds, json.dumps(checkpoint, default=str)),
+        (job_id, name, record.seconds, json.dumps(checkpoint, default=str)),
     )
+
+
+def _to_checkpoint(row: sqlite3.Row) -> StageCheckpoint:
+    stored = json.loads(row["checkpoint"] or "{}")
+    artifacts = stored.pop(CHECKPOINT_ARTIFACTS, None) if isinstance(stored, dict) else None
+    return StageCheckpoint(row["name"], row["state"], row["seconds"], stage_record_from_dict(row["name"], stored),
+                           artifacts if isinstance(artifacts, dict) else {})
+
+
+def _record_json(record: JobRecord) -> str:
+    return json.dumps(record.to_dict(), default=str)
+
+
+def _record_from_json(text: str | None) -> JobRecord | None:
+    data = json.loads(text or "{}")
+    if not data:
+        return None
+    try:
+        return JobRecord.from_dict(data)
+    except (TypeError, ValueError, KeyError) as exc:  # a row of the wrong shape must not break the history
+        log.warning("a stored job record could not be read (%s); showing the job without it", exc)
+        return None
 
 
 def _bad_json(where: str, *texts: str) -> list[str]:
@@ -352,8 +328,8 @@ def _bad_json(where: str, *texts: str) -> list[str]:
 
 def _to_row(row: sqlite3.Row) -> JobRow:
     return JobRow(
-        id=row["id"], seq=row["seq"], state=row["state"], spec=json.loads(row["spec"]),
-        record=json.loads(row["record"] or "{}"), stage=row["stage"], fraction=row["fraction"],
+        id=row["id"], seq=row["seq"], state=row["state"], spec=upgrade_spec_dict(json.loads(row["spec"])),
+        record=_record_from_json(row["record"]), stage=row["stage"], fraction=row["fraction"],
         message=row["message"], error=row["error"], output=row["output"], sidecar=row["sidecar"],
         cancel_requested=bool(row["cancel_requested"]), created=row["created"], started=row["started"],
         finished=row["finished"],

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from backend.errors import UploadError
+
 MAX_UPLOAD_BYTES = 500 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # ~ 8K×5K; larger is a decompression bomb or a mistake
 MIN_IMAGE_SIDE = 64
@@ -28,10 +30,6 @@ MAX_DISPLAY_NAME = 120
 VIDEO_CONTAINERS = "MP4, MOV, M4V, MKV, WebM or AVI"
 # Atoms an MP4/MOV file starts with (older QuickTime files may open with wide/mdat/moov, not ftyp).
 QUICKTIME_ATOMS = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
-
-
-class UploadError(ValueError):
-    """An upload we refuse; the message tells the user why."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +134,8 @@ def store_image(data: bytes, display_name: str, uploads: Path) -> StoredUpload:
 
 
 def store_video(data: bytes, display_name: str, uploads: Path) -> StoredUpload:
-    from backend.video_io import VideoProbeError, probe_video
+    from backend.errors import VideoProbeError
+    from backend.media.video_io import probe_video
 
     _check_size(data)
     container = video_container(data)

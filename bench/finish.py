@@ -1,6 +1,6 @@
-"""Benchmark: the studio's post-processor against one raw ffmpeg command doing the same work.
+"""Benchmark: the studio's finishing stage against one raw ffmpeg command doing the same work.
 
-    python -m bench.postprocess [--frames 300] [--json]
+    python -m bench.finish [--frames 300] [--json]
 
 Builds a synthetic 1024x576 clip (panning texture, a moving block, mild grain), then in the same
 run times
@@ -26,13 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.clip import MemoryClip
-from backend.spec import PostOptions
+from backend.media.clip import MemoryClip
+from backend.media.video_io import ffmpeg_exe
+from backend.record import FinishRecord
+from backend.spec import FinishOptions
 from backend.stages import export
-from backend.stages.postprocess import FinishResult, FinishTarget, finish
-from backend.video_io import ffmpeg_exe
+from backend.stages.finish import FinishTarget, finish
 
-OPTIONS = PostOptions(interpolation="blend", aspect="fit", grade="cinematic", sharpen=0.8,
+OPTIONS = FinishOptions(interpolation="blend", aspect="fit", grade="cinematic", sharpen=0.8,
                       stabilize="off", crf=18, encoder="libx264")
 
 
@@ -82,7 +83,7 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def time_studio(clip: MemoryClip, folder: Path, target: FinishTarget) -> tuple[Stopwatch, FinishResult]:
+def time_studio(clip: MemoryClip, folder: Path, target: FinishTarget) -> tuple[Stopwatch, FinishRecord]:
     with Stopwatch() as watch:
         result = finish(clip, target=target, options=OPTIONS, workdir=folder / "work",
                         output_path=folder / "outputs" / "studio.mp4", metadata={"title": "bench"})
@@ -122,7 +123,7 @@ def run(frames: int, fps: int, repeat: int) -> dict[str, object]:
     target = FinishTarget(1920, 1080, fps, frames)
     studio_runs: list[Stopwatch] = []
     raw_runs: list[Stopwatch] = []
-    with tempfile.TemporaryDirectory(prefix="bench-post-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-finish-") as tmp:
         folder = Path(tmp)
         raw_file = folder / "clip.rgb"
         with open(raw_file, "wb") as handle:
@@ -164,7 +165,7 @@ def run(frames: int, fps: int, repeat: int) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.postprocess", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.finish", description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=300, help="frames in the synthetic clip (default 300)")
     parser.add_argument("--fps", type=int, default=30, help="clip and output frame rate (default 30)")
     parser.add_argument("--repeat", type=int, default=2,

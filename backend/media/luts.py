@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.errors import LutError
+
 log = logging.getLogger(__name__)
 
 MIN_SIZE = 2
@@ -24,10 +26,6 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 DOMAIN_TOLERANCE = 1e-3
 
 _KEYWORD = re.compile(r"^[A-Z][A-Z0-9_]*$")
-
-
-class LutError(ValueError):
-    """A LUT file we refuse; the message names the file, the line and what is wrong."""
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,15 @@ import json
 import sys
 from typing import Any
 
-from backend.spec import ENGINES, MODEL_SETS, MODES, PRESET_NAMES, JobSpec, SpecError
+from backend.errors import SpecError
+from backend.spec import ENGINES, MODEL_SETS, MODES, PRESET_NAMES, JobSpec
 
 PREVIEW_PROMPT = "plan preview"
 # Registry roles shown in the per-model table, in the order a job uses them.
 TABLE_ROLES = ("keyframes", "keyframes-quick", "svd", "cogvideox", "low-memory")
 
 
-def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "plan", help="show the memory plan per stage for this machine or a simulated one",
         description="Show, per stage, the memory level, estimated peak VRAM/RAM and ETA class.")
@@ -41,10 +42,11 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
     job.add_argument("--keyframes", type=int)
     job.add_argument("--model-set", choices=MODEL_SETS, default="default")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(run=run)
     return parser
 
 
-def run_plan(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from backend.memory.hardware import detect_hardware
     from backend.memory.preflight import preflight
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 GIB = 1024**3  # sizes are shown in GiB, as the registry and the planner count them
 
 
-def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("models", help="list, download, verify or remove model presets",
                                    description="Model presets: status on disk, downloads, checks.")
     common = argparse.ArgumentParser(add_help=False)  # after the command: `models list --models-dir D`
@@ -36,14 +36,14 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     link = commands.add_parser("link", help="point a preset at a pipeline folder already on disk", parents=[common])
     link.add_argument("name")
     link.add_argument("folder", type=Path)
+    parser.set_defaults(run=run)
     return parser
 
 
-def run_models(args: argparse.Namespace, *, fetch: Callable[..., Any] | None = None) -> int:
+def run(args: argparse.Namespace, *, fetch: Callable[..., Any] | None = None) -> int:
     """Run one ``models`` command; ``fetch`` replaces the hub download (tests)."""
-    from backend.models.downloads import DownloadError
+    from backend.errors import DownloadError, ModelFolderError
     from backend.models.registry import find_model
-    from backend.models.store import StoreError
 
     root = _models_root(args)
     try:
@@ -68,7 +68,7 @@ def run_models(args: argparse.Namespace, *, fetch: Callable[..., Any] | None = N
 
         print(remove(ref, root))
         return 0
-    except (DownloadError, StoreError, ValueError, OSError) as exc:
+    except (DownloadError, ModelFolderError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

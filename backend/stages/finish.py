@@ -16,20 +16,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 import numpy as np
 
-from backend.luts import load_cube, write_cube
-from backend.spec import PostOptions
+from backend.errors import EncodeFailed, FinishError, VerifyFailed
+from backend.media.luts import load_cube, write_cube
+from backend.media.video_io import ffmpeg_exe
+from backend.record import FinishRecord
+from backend.spec import FinishOptions
 from backend.stages import export, filtergraph
 from backend.stages.filtergraph import GraphPlan, OutputShape, SourceShape
-from backend.video_io import ffmpeg_exe
 
 if TYPE_CHECKING:  # pragma: no cover
-    from backend.context import StageContext
+    from backend.stages.context import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -56,51 +58,31 @@ class FinishTarget:
     total_frames: int  # the output has exactly this many frames at ``fps``
 
 
-@dataclass
-class FinishResult:
-    path: Path
-    format: str
-    codec: str
-    frames: int
-    fps: float
-    width: int
-    height: int
-    filter_graph: str
-    ffmpeg_args: list[str]
-    fallbacks: list[str] = field(default_factory=list)
-    steps: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["path"] = str(self.path)
-        return data
+@dataclass(frozen=True)
+class FinishInputs:
+    clip: FrameSource
+    target: FinishTarget
+    output_path: Path  # where the video goes (its suffix follows the format that survives)
+    metadata: dict[str, str]  # container tags: title, comment
 
 
-class FinishError(RuntimeError):
-    """No output format survived; the message carries ffmpeg's own error text."""
-
-
-def run(clip: FrameSource, ctx: StageContext, *, output_path: Path, metadata: dict[str, str]) -> FinishResult:
-    """Stage form: target and options from the job spec, progress and cancel through ``ctx``."""
-    spec = ctx.spec
-    result = finish(
-        clip,
-        target=FinishTarget(spec.width, spec.height, spec.fps, spec.total_frames),
-        options=spec.post,
+def run(ctx: StageContext, inputs: FinishInputs) -> FinishRecord:
+    """Stage form: options from the job spec, progress and cancel through ``ctx``."""
+    return finish(
+        inputs.clip,
+        target=inputs.target,
+        options=ctx.spec.finish,
         workdir=ctx.workdir / "finish",
-        output_path=output_path,
-        metadata=metadata,
+        output_path=inputs.output_path,
+        metadata=inputs.metadata,
         report=lambda fraction, message, step, total: ctx.report(fraction, message, step=step, total=total),
         check_cancelled=ctx.check_cancelled,
     )
-    ctx.record["finish"] = result.to_dict()
-    return result
 
 
-def finish(source: FrameSource, *, target: FinishTarget, options: PostOptions, workdir: Path, output_path: Path,
+def finish(source: FrameSource, *, target: FinishTarget, options: FinishOptions, workdir: Path, output_path: Path,
            metadata: dict[str, str], report: Report | None = None,
-           check_cancelled: Callable[[], None] | None = None) -> FinishResult:
+           check_cancelled: Callable[[], None] | None = None) -> FinishRecord:
     """Apply the finishing chain to ``source`` and deliver a verified file at ``output_path``.
 
     The suffix of the delivered file follows the format that survived (``.gif`` after a fallback,
@@ -134,16 +116,14 @@ def finish(source: FrameSource, *, target: FinishTarget, options: PostOptions, w
         try:
             result = _attempt(index, fmt, source, shape, plan, target, options, workdir, output_path, metadata,
                               progress, cancelled)
-        except (export.EncodeFailed, export.VerifyFailed) as exc:
+        except (EncodeFailed, VerifyFailed) as exc:
             fallbacks.append(f"{fmt.label} failed: {exc}")
             log.warning("finish: %s failed: %s", fmt.label, exc)
-            if isinstance(exc, export.EncodeFailed) and exc.no_space:
-                raise FinishError(f"Not enough disk space to write the video: {exc}") from exc
             continue
         result.fallbacks = fallbacks
         result.steps = notes + list(plan.steps) + [export.describe_encode(fmt, options.crf)] + result.steps
         result.seconds = round(time.monotonic() - started, 3)
-        progress.done(f"wrote {result.format}: {result.path.name}")
+        progress.done(f"wrote {result.format}: {result.file.name}")
         if fallbacks:
             log.warning("finish: delivered %s after %d failed format(s)", result.format, len(fallbacks))
         return result
@@ -151,8 +131,8 @@ def finish(source: FrameSource, *, target: FinishTarget, options: PostOptions, w
 
 
 def _attempt(index: int, fmt: export.OutputFormat, source: FrameSource, shape: SourceShape, plan: GraphPlan,
-             target: FinishTarget, options: PostOptions, workdir: Path, output_path: Path,
-             metadata: dict[str, str], progress: _Progress, cancelled: Callable[[], None]) -> FinishResult:
+             target: FinishTarget, options: FinishOptions, workdir: Path, output_path: Path,
+             metadata: dict[str, str], progress: _Progress, cancelled: Callable[[], None]) -> FinishRecord:
     """One format: encode into the work folder, verify, publish. Cleans up after itself on failure."""
     temp = temp_output(workdir, fmt, index)
     export.remove_path(temp, inside=workdir)
@@ -182,8 +162,8 @@ def _attempt(index: int, fmt: export.OutputFormat, source: FrameSource, shape: S
         export.remove_path(temp, inside=workdir)
         raise
     steps = [f"verified:{found.frames} frames {found.width}x{found.height} {found.codec}"]
-    return FinishResult(final, fmt.key, found.codec, found.frames, found.fps, found.width, found.height,
-                        graph, args, steps=steps)
+    return FinishRecord(path=str(final), format=fmt.key, codec=found.codec, frames=found.frames, fps=found.fps,
+                        width=found.width, height=found.height, filter_graph=graph, ffmpeg_args=args, steps=steps)
 
 
 def temp_output(workdir: Path, fmt: export.OutputFormat, index: int) -> Path:
@@ -211,7 +191,7 @@ def _detect_shake(source: FrameSource, shape: SourceShape, workdir: Path, progre
     try:
         export.run_ffmpeg(args, source.frames(), shape=(shape.height, shape.width, 3), cwd=workdir,
                           name="stabilize-detect", on_progress=progress.frames, check_cancelled=cancelled)
-    except export.EncodeFailed as exc:
+    except EncodeFailed as exc:
         raise FinishError(f"Stabilisation could not analyse the video: {exc}") from exc
     return name
 

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from backend.record import STAGE_NAMES, JobRecord
+from backend.work import measured_units, planned_units, stage_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.jobs.store import JobStore
+    from backend.spec import JobSpec
 
 # Share of a job's time each stage takes when nothing has been measured yet on this machine.
 DEFAULT_WEIGHTS: dict[str, float] = {"analyze": 0.01, "keyframes": 0.30, "motion": 0.55, "assemble": 0.02,
@@ -68,3 +76,32 @@ class EtaEstimator:
             return elapsed * (1 - fraction) / fraction
         estimate = self.estimates.get(stage)
         return max(0.0, estimate - elapsed) if estimate else None
+
+
+class Calibration:
+    """Seconds per unit of work measured on this machine, per stage and model (``backend.work`` units)."""
+
+    def __init__(self, store: "JobStore", gpu: str) -> None:
+        self.store, self.gpu = store, gpu
+
+    def key(self, spec: "JobSpec", stage: str) -> str:
+        """Per stage and model (the Quick preset's SDXL-Turbo is not SDXL), on this GPU."""
+        ref = stage_model(spec, stage)
+        return f"{stage}:{ref.key if ref is not None else spec.model_set}:{self.gpu}"
+
+    def estimates(self, spec: "JobSpec") -> dict[str, float | None]:
+        """Expected seconds per stage from earlier jobs on this machine (None where unknown)."""
+        estimates: dict[str, float | None] = {}
+        for stage in STAGE_NAMES:
+            per_unit = self.store.timing(self.key(spec, stage))
+            estimates[stage] = per_unit * planned_units(spec, stage) if per_unit else None
+        return estimates
+
+    def learn(self, spec: "JobSpec", record: JobRecord) -> None:
+        """Fold a finished job's stage seconds into the running averages."""
+        units = measured_units(record)
+        for stage, data in record.stages.items():
+            if data.kept or data.resumed:
+                continue  # part of the work was done by an earlier run: its seconds say nothing per unit
+            count = units.get(stage, 1.0) or 1.0
+            self.store.record_timing(self.key(spec, stage), data.seconds / count)

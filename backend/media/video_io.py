@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,11 +12,11 @@ from typing import Iterator
 
 import numpy as np
 
+from backend.errors import ToolMissing, VideoProbeError
+
 log = logging.getLogger(__name__)
 
-
-class VideoProbeError(ValueError):
-    """The file is not a video we can read; the message is for the user."""
+FFMPEG_CHECK_S = 30
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,26 @@ def ffmpeg_exe() -> str:
 
 _STREAM = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"([\d.]+) fps")
+
+
+def check_ffmpeg() -> str:
+    """The ffmpeg executable, if it is there and runs; else ToolMissing with what to do about it."""
+    fix = "Reinstall the studio (./launch.sh) or correct IMAGEIO_FFMPEG_EXE."
+    try:
+        exe = ffmpeg_exe()
+    except RuntimeError as exc:
+        raise ToolMissing(f"ffmpeg is not installed ({exc}). {fix}") from exc
+    if shutil.which(exe) is None:
+        raise ToolMissing(f"ffmpeg was not found or cannot be run at {exe}. {fix}")
+    try:
+        done = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, timeout=FFMPEG_CHECK_S)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolMissing(f"ffmpeg at {exe} cannot be run ({exc}). {fix}") from exc
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()[:1]
+        raise ToolMissing(f"ffmpeg at {exe} does not work (exit status {done.returncode}"
+                          f"{': ' + said[0][:200] if said else ''}). {fix}")
+    return exe
 
 
 def probe_video(path: Path) -> VideoInfo:

@@ -20,17 +20,20 @@ import numpy as np
 import psutil
 import pytest
 
-from backend.clip import Clip, MemoryClip, save_frames
-from backend.context import JobCancelled, StageContext
-from backend.luts import CubeLut, identity_cube, write_cube
+from backend.errors import DiskFull, FinishError, JobCancelled, VerifyFailed
+from backend.media.clip import Clip, MemoryClip, save_frames
+from backend.media.luts import CubeLut, identity_cube, write_cube
+from backend.media.video_io import ffmpeg_exe, iter_frames, probe_video
 from backend.paths import runtime_paths
-from backend.spec import JobSpec, PostOptions
-from backend.stages import export, filtergraph, postprocess
+from backend.record import FinishRecord
+from backend.spec import FinishOptions, JobSpec
+from backend.stages import export, filtergraph
+from backend.stages import finish as finish_stage
+from backend.stages.context import StageContext
 from backend.stages.filtergraph import OutputShape, SourceShape
-from backend.stages.postprocess import FinishError, FinishResult, FinishTarget, finish
-from backend.video_io import ffmpeg_exe, iter_frames, probe_video
+from backend.stages.finish import FinishTarget, finish
 
-PLAIN = PostOptions(interpolation="none", grade="none", sharpen=0.0)
+PLAIN = FinishOptions(interpolation="none", grade="none", sharpen=0.0)
 SMALL = FinishTarget(128, 96, 8, 2)
 
 
@@ -95,7 +98,7 @@ def studio(tmp_path: Path):
     outputs.mkdir()
     calls = iter(range(1000))
 
-    def run(clip, target=SMALL, options=PLAIN, name="out.mp4", **kwargs) -> FinishResult:
+    def run(clip, target=SMALL, options=PLAIN, name="out.mp4", **kwargs) -> FinishRecord:
         return finish(clip, target=target, options=options, workdir=tmp_path / f"work{next(calls)}",
                       output_path=outputs / name, metadata=kwargs.pop("metadata", {"title": "t"}), **kwargs)
 
@@ -109,12 +112,13 @@ def no_ffmpeg_children() -> bool:
 
 # --- the filter graph (pure) ----------------------------------------------------------------
 
-def graph(options: PostOptions, src=(64, 48, 8.0, 16), out=(128, 96, 24, 48), **files) -> str:
+def graph(options: FinishOptions, src=(64, 48, 8.0, 16), out=(128, 96, 24, 48), **files) -> str:
     return filtergraph.build_graph(SourceShape(*src), OutputShape(*out), options, **files).graph()
 
 
+@pytest.mark.unit
 def test_graph_order_and_defaults() -> None:
-    text = graph(PostOptions(grade="cinematic", sharpen=0.8, stabilize="vidstab"),
+    text = graph(FinishOptions(grade="cinematic", sharpen=0.8, stabilize="vidstab"),
                  transforms_file="transforms.trf", lut_file="grade.cube")
     order = ["vidstabtransform", "curves", "eq=", "lut3d", "framerate", "tpad", "trim", "scale=", "unsharp"]
     positions = [text.index(name) for name in order]
@@ -122,6 +126,7 @@ def test_graph_order_and_defaults() -> None:
     assert "flags=lanczos" in text and text.endswith("setsar=1," + filtergraph.TAG_BT709)
 
 
+@pytest.mark.unit
 def test_graph_skips_what_is_off() -> None:
     plan = filtergraph.build_graph(SourceShape(128, 96, 24, 5), OutputShape(128, 96, 24, 5), PLAIN)
     assert plan.graph() == ("tpad=stop_mode=clone:stop=5,trim=end_frame=5,setpts=N/24/TB,"
@@ -136,6 +141,7 @@ def test_graph_skips_what_is_off() -> None:
     ((1000, 1000), "fill", ["crop=1000:562:0:219", "scale=w=1920:h=1080"]),
     ((63, 47), "fit", ["scale=w=128:h=96"]),
 ])
+@pytest.mark.unit
 def test_geometry_never_stretches(src, policy, expect) -> None:
     filters, _ = filtergraph.geometry_filters(*src, 1920 if src[0] > 100 else 128, 1080 if src[0] > 100 else 96,
                                               policy)
@@ -143,6 +149,7 @@ def test_geometry_never_stretches(src, policy, expect) -> None:
         assert any(f.startswith(part) for f in filters), (part, filters)
 
 
+@pytest.mark.unit
 def test_fps_modes_and_short_minterpolate() -> None:
     assert filtergraph.fps_filters("blend", 8, 30, 32)[0] == ["framerate=fps=30"]
     assert filtergraph.fps_filters("none", 8, 30, 32)[0] == ["fps=30"]
@@ -152,6 +159,7 @@ def test_fps_modes_and_short_minterpolate() -> None:
     assert filtergraph.rate_text(7.5) == "15/2" and filtergraph.rate_text(29.97002997) == "30000/1001"
 
 
+@pytest.mark.unit
 def test_graph_refuses_unsafe_file_names() -> None:
     with pytest.raises(ValueError, match="unsafe"):
         graph(PLAIN, lut_file="a,b:c.cube")
@@ -164,7 +172,7 @@ def test_upscale_exact_size_with_aspect_policy(studio, policy: str) -> None:
     square = [np.full((64, 64, 3), 220, dtype=np.uint8)] * 2
     options = dataclasses.replace(PLAIN, aspect=policy)
     result = studio(MemoryClip(square, 8), FinishTarget(128, 96, 8, 2), options)
-    frame = decode(result.path)[0]
+    frame = decode(result.file)[0]
     assert frame.shape == (96, 128, 3) and (result.width, result.height) == (128, 96)
     edges = frame[:, :8].mean()
     if policy == "fit":  # 96x96 picture centred, black bars left and right
@@ -174,13 +182,13 @@ def test_upscale_exact_size_with_aspect_policy(studio, policy: str) -> None:
 
 
 @pytest.mark.parametrize("options", [PLAIN, dataclasses.replace(PLAIN, grade="neutral", interpolation="blend")])
-def test_colour_survives_and_is_labelled_bt709(studio, options: PostOptions) -> None:
+def test_colour_survives_and_is_labelled_bt709(studio, options: FinishOptions) -> None:
     red = [np.full((48, 64, 3), (200, 50, 50), dtype=np.uint8)] * 2
     result = studio(MemoryClip(red, 8), FinishTarget(128, 96, 16, 4), options)
-    frame = decode(result.path)[0]
+    frame = decode(result.file)[0]
     tolerance = 4 if options.grade == "none" else 16  # neutral lifts contrast and colour a little
     assert np.abs(frame[20:70, 20:100].reshape(-1, 3).mean(axis=0) - (200, 50, 50)).max() < tolerance
-    header = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(result.path)], capture_output=True,
+    header = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(result.file)], capture_output=True,
                             text=True).stderr
     assert "yuv420p(tv, bt709, progressive)" in header
 
@@ -214,7 +222,7 @@ def test_lut_is_applied(studio, tmp_path: Path) -> None:
     write_cube(CubeLut(9, swap.table[:, ::-1].copy()), lut_path)  # red <-> blue
     red = [np.full((48, 64, 3), (220, 30, 30), dtype=np.uint8)] * 2
     result = studio(MemoryClip(red, 8), options=dataclasses.replace(PLAIN, lut=str(lut_path)))
-    r, _, b = decode(result.path)[0][40:60, 50:80].reshape(-1, 3).mean(axis=0)
+    r, _, b = decode(result.file)[0][40:60, 50:80].reshape(-1, 3).mean(axis=0)
     assert b > 190 and r < 60
     assert any(step.startswith("lut:") for step in result.steps)
 
@@ -236,7 +244,7 @@ def test_stabilisation_reduces_jitter(studio, mode: str, limit: float) -> None:
     frames = shaky(24, 160, 120, 6)
     result = studio(MemoryClip(frames, 8), FinishTarget(160, 120, 8, 24),
                     dataclasses.replace(PLAIN, stabilize=mode))
-    before, after = jitter(frames), jitter(decode(result.path))
+    before, after = jitter(frames), jitter(decode(result.file))
     assert before > 3
     assert after < limit * before, (before, after)
     assert result.steps[0].startswith(f"stabilize:{mode}")
@@ -263,8 +271,8 @@ def test_frame_rate_blend_vs_repeat(studio) -> None:
 def test_exact_frame_count_trim_or_pad(studio, source_frames: int, total: int) -> None:
     frames = [np.full((48, 64, 3), 20 * i, dtype=np.uint8) for i in range(source_frames)]
     result = studio(MemoryClip(frames, 8), FinishTarget(64, 48, 8, total))
-    out = decode(result.path)
-    assert len(out) == result.frames == total == probe_video(result.path).frames
+    out = decode(result.file)
+    assert len(out) == result.frames == total == probe_video(result.file).frames
     if total > source_frames:  # padded by cloning the last frame
         assert abs(out[-1].mean() - frames[-1].mean()) < 3
 
@@ -283,7 +291,7 @@ def test_odd_sizes(studio) -> None:
                     dataclasses.replace(PLAIN, sharpen=1.0, interpolation="blend"))
     assert (result.width, result.height) == (128, 96)
     assert result.steps[0].startswith("size:129x97 -> 128x96")
-    assert decode(result.path)[0].shape == (96, 128, 3)
+    assert decode(result.file)[0].shape == (96, 128, 3)
 
 
 def test_long_input_is_streamed(studio) -> None:
@@ -294,7 +302,7 @@ def test_long_input_is_streamed(studio) -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert result.frames == 1800 and probe_video(result.path).frames == 1800
+    assert result.frames == 1800 and probe_video(result.file).frames == 1800
     assert peak < 4 * 2**20, peak
 
 
@@ -310,7 +318,7 @@ def test_wrong_frame_shape_is_an_error_not_a_fallback(studio) -> None:
 def test_metadata_embedded_safely(studio) -> None:
     comment = json.dumps({"prompt": "waves; rm -rf / $(x) `y` \"q\" 'z' = & | > <", "pad": "x" * 20000})
     result = studio(MemoryClip(colourful(), 8), metadata={"title": "Ocean = waves", "comment": comment})
-    info = probe_video(result.path)
+    info = probe_video(result.file)
     assert info.comment == comment
     assert any(arg == f"comment={comment}" for arg in result.ffmpeg_args)
 
@@ -326,27 +334,28 @@ def test_progress_is_monotonic_and_counts_frames(studio) -> None:
 
 
 def test_result_record_is_json(studio) -> None:
-    result = studio(MemoryClip(colourful(), 8), options=PostOptions())
+    result = studio(MemoryClip(colourful(), 8), options=FinishOptions())
     data = json.loads(json.dumps(result.to_dict()))
     assert data["format"] == "mp4/h264" and data["codec"] == "h264" and data["fallbacks"] == []
     assert data["filter_graph"] in data["ffmpeg_args"]
     assert [s.split(":")[0] for s in data["steps"]] == ["grade", "fps", "frames", "scale", "sharpen", "encode",
                                                         "verified"]
-    assert result.path.parent == studio.outputs
+    assert result.file.parent == studio.outputs
 
 
 def test_stage_run_with_context(tmp_path: Path) -> None:
     paths = runtime_paths(tmp_path)
     paths.ensure()
     spec = JobSpec(prompt="x", width=128, height=128, fps=8, duration=1.0,
-                   post=PostOptions(grade="warm", sharpen=0.3))
+                   finish=FinishOptions(grade="warm", sharpen=0.3))
     clip = Clip(tuple(save_frames(colourful(64, 64, 4), tmp_path / "frames")), 4, 64, 64)
     progress: list[tuple] = []
-    ctx = StageContext(job_id="j1", stage="postprocess", spec=spec, workdir=paths.job_workdir("j1"), paths=paths,
+    ctx = StageContext(job_id="j1", stage="finish", spec=spec, workdir=paths.job_workdir("j1"),
                        cancel_event=threading.Event(), sink=lambda *args: progress.append(args))
-    result = postprocess.run(clip, ctx, output_path=paths.outputs / "j1.mp4", metadata={"title": "j1"})
+    target = FinishTarget(spec.width, spec.height, spec.fps, spec.total_frames)
+    result = finish_stage.run(ctx, finish_stage.FinishInputs(clip, target, paths.outputs / "j1.mp4", {"title": "j1"}))
     assert result.frames == 8 and (result.width, result.height) == (128, 128)
-    assert ctx.record["finish"]["path"] == str(paths.outputs / "j1.mp4")
+    assert result.path == str(paths.outputs / "j1.mp4") and result.to_dict()["path"] == result.path
     assert progress[-1][0] == 1.0
     assert (paths.job_workdir("j1") / "finish").is_dir()
 
@@ -369,10 +378,10 @@ def test_encoder_failure_walks_the_fallback_chain(studio, monkeypatch, broken, e
     assert len(result.fallbacks) == len(broken)
     assert all("Unknown encoder 'no_such_encoder'" in reason for reason in result.fallbacks)
     if suffix:
-        assert result.path == studio.outputs / f"out{suffix}"
+        assert result.file == studio.outputs / f"out{suffix}"
     else:
-        assert result.path == studio.outputs / "out_frames" and len(list(result.path.glob("*.png"))) == 3
-    assert [p.name for p in studio.outputs.iterdir()] == [result.path.name]
+        assert result.file == studio.outputs / "out_frames" and len(list(result.file.glob("*.png"))) == 3
+    assert [p.name for p in studio.outputs.iterdir()] == [result.file.name]
 
 
 def test_no_format_survives_is_an_error_with_ffmpegs_message(studio, monkeypatch) -> None:
@@ -389,7 +398,7 @@ def test_failed_verification_falls_back(studio, monkeypatch) -> None:
 
     def fussy(path, fmt, **kw):
         if fmt.codec == "h264":
-            raise export.VerifyFailed("2 frames, expected 3")
+            raise VerifyFailed("2 frames, expected 3")
         return real(path, fmt, **kw)
 
     monkeypatch.setattr(export, "verify_output", fussy)
@@ -419,8 +428,8 @@ def test_auto_encoder_checks_that_nvenc_really_starts(monkeypatch) -> None:
 
 
 def test_disk_full_fails_cleanly(studio, monkeypatch) -> None:
-    monkeypatch.setattr(postprocess, "temp_output", lambda workdir, fmt, index: Path("/dev/full"))
-    with pytest.raises(FinishError, match="No space left on device"):
+    monkeypatch.setattr(finish_stage, "temp_output", lambda workdir, fmt, index: Path("/dev/full"))
+    with pytest.raises(DiskFull, match="No space left on device"):
         studio(MemoryClip(colourful(), 8))
     assert not any(studio.outputs.iterdir())
     assert Path("/dev/full").exists()  # cleanup never touches what it did not create
@@ -434,7 +443,7 @@ def test_cancel_stops_ffmpeg_and_publishes_nothing(studio, tmp_path: Path) -> No
         nonlocal calls
         calls += 1
         if calls > 20:
-            raise JobCancelled("cancelled during postprocess")
+            raise JobCancelled("cancelled during finish")
 
     with pytest.raises(JobCancelled):
         studio(GeneratedClip(200, 64, 48, 8), FinishTarget(64, 48, 8, 200), check_cancelled=cancel_later)
@@ -476,15 +485,15 @@ def small_video(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("video")
     result = finish(MemoryClip(shaky(16, 80, 60, 3), 8), target=FinishTarget(80, 60, 8, 16), options=PLAIN,
                     workdir=folder / "work", output_path=folder / "in.mp4", metadata={})
-    return result.path
+    return result.file
 
 
 def test_cli_finish(small_video: Path, tmp_path: Path, capsys, monkeypatch) -> None:
-    from backend import finish_cli
+    from backend import cli
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path))
     out = tmp_path / "done.mp4"
-    code = finish_cli.main(["finish", str(small_video), "--out", str(out), "--fps", "16", "--size", "160x120",
+    code = cli.main(["finish", str(small_video), "--out", str(out), "--fps", "16", "--size", "160x120",
                             "--grade", "cinematic", "--sharpen", "0.8", "--stabilize", "--json"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
@@ -497,22 +506,22 @@ def test_cli_finish(small_video: Path, tmp_path: Path, capsys, monkeypatch) -> N
 
 @pytest.mark.parametrize("extra, message", [
     (["--size", "big"], "--size must look like"),
-    (["--grade", "cinematic", "--sharpen", "9"], "post.sharpen"),
+    (["--grade", "cinematic", "--sharpen", "9"], "finish.sharpen"),
     (["--lut", "/nonexistent.cube"], "cannot be read"),
 ])
 def test_cli_bad_input_is_one_line(small_video: Path, tmp_path: Path, capsys, extra, message) -> None:
-    from backend import finish_cli
+    from backend import cli
 
-    code = finish_cli.main(["finish", str(small_video), "--out", str(tmp_path / "x.mp4"), *extra])
+    code = cli.main(["finish", str(small_video), "--out", str(tmp_path / "x.mp4"), *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x.mp4").exists()
 
 
 def test_cli_not_a_video(tmp_path: Path, capsys) -> None:
-    from backend import finish_cli
+    from backend import cli
 
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")
-    assert finish_cli.main(["finish", str(fake), "--out", str(tmp_path / "o.mp4")]) == 2
+    assert cli.main(["finish", str(fake), "--out", str(tmp_path / "o.mp4")]) == 2
     assert capsys.readouterr().err.startswith("error: ")

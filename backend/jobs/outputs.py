@@ -11,11 +11,11 @@ import unicodedata
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 import backend
+from backend.record import JobRecord
 
 PREVIEW_WIDTH = 480
 
@@ -48,20 +48,20 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def write_sidecar(path: Path, record: dict[str, Any]) -> Path:
+def write_sidecar(path: Path, record: JobRecord) -> Path:
     """Write the record as JSON atomically (a reader never sees half a file)."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp.write_text(json.dumps(record.to_dict(), indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     os.replace(tmp, path)
     return path
 
 
-def compact_comment(record: dict[str, Any]) -> str:
+def compact_comment(record: JobRecord) -> str:
     """The short copy of the record embedded in the MP4's ``comment`` tag."""
-    spec = record.get("spec", {})
+    spec = record.spec
     compact = {
-        "studio": record.get("software", {}).get("studio"),
-        "job": record.get("id"),
+        "studio": record.software.get("studio"),
+        "job": record.id,
         "prompt": spec.get("prompt"),
         "seed": spec.get("seed"),
         "mode": spec.get("mode"),
@@ -70,7 +70,7 @@ def compact_comment(record: dict[str, Any]) -> str:
         "model_set": spec.get("model_set"),
         "duration": spec.get("duration"),
         "fps": spec.get("fps"),
-        "models": record.get("models"),
+        "models": record.models.to_dict(),
     }
     if spec.get("model_set") == "tiny":
         compact["note"] = "test models - output is noise"

@@ -2,7 +2,7 @@
 
 Standalone, only the steps asked for are applied (no grade or sharpening unless given); the
 output is the same verified, atomically written file the studio delivers. Until the subcommand is
-wired into ``python -m backend`` it also runs as ``python -m backend.finish_cli finish ...``.
+wired into ``python -m backend`` it also runs as ``python -m backend.cli.finish finish ...``.
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ from typing import Iterator
 
 import numpy as np
 
-from backend.luts import LutError
+from backend.cli.common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
+from backend.errors import FinishError, LutError, SpecError, VideoProbeError
+from backend.media.video_io import iter_frames, probe_video_fast
 from backend.paths import runtime_paths
-from backend.spec import ASPECT_POLICIES, ENCODERS, GRADES, INTERPOLATIONS, STABILIZERS, PostOptions, SpecError
-from backend.stages.postprocess import FinishError, FinishResult, FinishTarget, finish
-from backend.video_io import VideoProbeError, iter_frames, probe_video_fast
+from backend.record import FinishRecord
+from backend.spec import ASPECT_POLICIES, ENCODERS, GRADES, INTERPOLATIONS, STABILIZERS, FinishOptions
+from backend.stages.finish import FinishTarget, finish
 
 log = logging.getLogger(__name__)
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 
 class UsageError(ValueError):
@@ -61,7 +60,7 @@ class VideoFileSource:
         return self.count
 
 
-def add_finish_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "finish", help="upscale, grade, sharpen, stabilise and encode a video file",
         description="Apply the studio's finishing chain to a video and write a verified H.264 MP4 "
@@ -87,10 +86,10 @@ def add_finish_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--comment", help="comment embedded in the file (default: the settings as JSON)")
     parser.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    parser.set_defaults(handler=run_finish)
+    parser.set_defaults(run=run)
 
 
-def run_finish(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Exit 0 on success (prints the output path or JSON); otherwise a one-line error on stderr."""
     try:
         result = _finish(args)
@@ -101,17 +100,17 @@ def run_finish(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"{exc.strerror or exc} ({exc.filename or 'file system'})", EXIT_FAILED)
     except KeyboardInterrupt:  # ffmpeg has been stopped by then; nothing was published
-        return _fail("interrupted; no output written", EXIT_INTERRUPTED)
+        return _fail("interrupted; no output written", EXIT_CANCELLED)
     if args.json:
         print(json.dumps({"input": str(args.input), **result.to_dict()}, indent=2))
         return 0
     for reason in result.fallbacks:  # say so when the file is not the H.264 MP4 asked for
         print(f"note: {' '.join(reason.split())}", file=sys.stderr)
-    print(result.path)
+    print(result.file)
     return 0
 
 
-def _finish(args: argparse.Namespace) -> FinishResult:
+def _finish(args: argparse.Namespace) -> FinishRecord:
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise UsageError(f"--out must end in .mp4 (got {out.name!r}).")
@@ -120,7 +119,7 @@ def _finish(args: argparse.Namespace) -> FinishResult:
     if not Path(args.input).is_file():
         raise UsageError(f"input video {args.input} not found.")
     width, height = _size(args.size)
-    options = PostOptions(interpolation=args.interpolation, aspect=args.aspect, grade=args.grade,
+    options = FinishOptions(interpolation=args.interpolation, aspect=args.aspect, grade=args.grade,
                           lut=args.lut, sharpen=args.sharpen, stabilize=args.stabilize, crf=args.crf,
                           encoder=args.encoder)
     options.validate()
@@ -175,15 +174,3 @@ def _fail(message: str, code: int) -> int:
     line = " ".join(str(message).split())  # one line, whatever ffmpeg's text contained
     print(f"error: {line}", file=sys.stderr)
     return code
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.finish_cli")
-    add_finish_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    return args.handler(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

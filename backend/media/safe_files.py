@@ -9,13 +9,14 @@ separators, so a name like ``..\\..\\x`` must not mean one thing here and anothe
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
 
+from backend.errors import UnsafePath
 
-class UnsafePath(ValueError):
-    """A path we will not serve or touch; the message says why (for the log, not for a page)."""
+log = logging.getLogger(__name__)
 
 
 def resolve_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str], *,
@@ -78,3 +79,15 @@ def read_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str], *,
         if max_bytes is not None and info.st_size > max_bytes:
             raise UnsafePath(f"{resolved} is {info.st_size} bytes; the limit is {max_bytes}")
         return handle.read()
+
+
+def unlink_inside(path: Path, folder: Path) -> None:
+    """Delete ``path`` only if it resolves inside ``folder`` (a record never deletes elsewhere)."""
+    try:
+        target = resolve_inside(path, folder)
+        if target.is_file():
+            target.unlink()
+    except UnsafePath as exc:
+        log.warning("not deleting %s: %s", path, exc)
+    except OSError as exc:
+        log.warning("could not delete %s: %s", path, exc)

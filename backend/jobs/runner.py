@@ -1,0 +1,250 @@
+"""Runs one job through its stages: analyse → keyframes → motion → assemble → finish.
+
+The runner owns the order of stages, the job's work folder, the job record and the delivered files.
+It knows nothing about queues or threads (that is the orchestrator's job) and nothing about Streamlit.
+Every stage has the same shape, ``stage.run(ctx, inputs) -> result``, and each result carries the
+stage's typed record; the runner checkpoints that record with the stage's artifacts (see
+``checkpoints.py``) so that a resumed job keeps every stage whose work is still intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from PIL import Image
+
+from backend.errors import JobCancelled
+from backend.jobs import checkpoints
+from backend.jobs.outputs import compact_comment, output_stem, save_previews, software_versions, write_sidecar
+from backend.jobs.store import JobStore
+from backend.media.clip import Clip
+from backend.media.video_io import check_ffmpeg
+from backend.memory import MemoryManager
+from backend.paths import RuntimePaths
+from backend.record import (
+    FinishRecord,
+    JobRecord,
+    ModelsUsed,
+    ResumeInfo,
+    StageRecord,
+    StageRecords,
+)
+from backend.spec import JobSpec
+from backend.stages import analyze, assemble, finish, keyframes, motion
+from backend.stages.context import StageContext
+
+log = logging.getLogger(__name__)
+
+TINY_NOTE = "test models — output is noise"
+
+# Called with (stage, stage_fraction, message, step, total, preview).
+StageProgress = Callable[[str, float, str, "int | None", "int | None", "Path | None"], None]
+
+
+@dataclass(frozen=True)
+class JobHooks:
+    """How a running job talks back to whoever runs it (the orchestrator: store, snapshot, ETA, log)."""
+
+    cancel: threading.Event
+    progress: StageProgress
+    begin_stage: Callable[[str], None]
+    log: Callable[[str], None] = lambda line: None
+
+
+@dataclass
+class JobOutcome:
+    output: Path
+    sidecar: Path
+    record: JobRecord
+
+
+@dataclass
+class _Run:
+    """One run (first or resumed) of one job: what the stages share."""
+
+    job_id: str
+    spec: JobSpec
+    workdir: Path
+    record: JobRecord
+    kept: dict[str, StageRecord]  # stage -> its record from the previous run, artifacts intact
+    hooks: JobHooks
+
+
+class JobRunner:
+    def __init__(self, paths: RuntimePaths, memory: MemoryManager, store: JobStore) -> None:
+        self.paths = paths
+        self.memory = memory
+        self.store = store
+
+    def run(self, job_id: str, spec: JobSpec, hooks: JobHooks) -> JobOutcome:
+        workdir = self.paths.job_workdir(job_id)
+        delivered = self._already_delivered(job_id)
+        if delivered is not None:
+            return delivered  # the previous run published its video and stopped before the store said so
+        check_ffmpeg()  # fail in a second, not after the keyframes and motion
+        workdir.mkdir(parents=True, exist_ok=True)
+        checkpoints.discard_changed_artifacts(workdir, self.store.stages(job_id))
+        checkpoints.discard_broken_artifacts(workdir)
+        kept = self.kept_stages(job_id)  # after the clean-up: only what will really be reused
+        job = _Run(job_id, spec, workdir, self._new_record(job_id, spec, kept), kept, hooks)
+        if hooks.cancel.is_set():
+            raise JobCancelled("cancelled before it started")
+        try:
+            return self._stages(job)
+        except BaseException:
+            checkpoints.discard_partials(workdir)  # a failed write must not keep disk space (or confuse a resume)
+            raise
+
+    # --- the stages, in order ---------------------------------------------------------------
+    def _stages(self, job: _Run) -> JobOutcome:
+        spec, workdir, record = job.spec, job.workdir, job.record
+        # 1. Prompt analysis.
+        started, ctx = time.monotonic(), self._context(job, "analyze")
+        analysed = analyze.run(ctx, analyze.AnalyzeInputs(spec.prompt, spec.negative_prompt, spec.enhanced_prompt))
+        record.analysis = analysed.analysis.to_dict()
+        self._finish_stage(job, ctx, started, analysed.record)
+
+        # 2. Inputs the user gave (i2v image, or the video to extend).
+        # The motion model is chosen first: on a small GPU the planner may cap its size or substitute
+        # the low-memory engine, which makes video from the prompt alone (no keyframes).
+        choice = motion.choose_motion(spec.model_set, spec.engine, self.memory.hardware)
+        start_image, prefix_source = self._user_inputs(spec)
+
+        # 3. Keyframes (those already on disk are kept).
+        frames_needed = max(2, round(spec.duration * choice.ref.fps) + (1 if spec.mode == "extend" else 0))
+        count = min(spec.keyframe_count(), max(1, frames_needed // 2))  # never more gaps than frames
+        started, ctx = time.monotonic(), self._context(job, "keyframes")
+        reused = len(checkpoints.keyframe_files(workdir))
+        if choice.uses_keyframes:
+            kf = keyframes.run(ctx, keyframes.KeyframeInputs(
+                analysed.analysis, count, motion_aspect=choice.size[0] / choice.size[1], start_image=start_image,
+                requested=spec.keyframe_count()))
+        else:
+            kf = keyframes.skipped(choice.substitution or "the motion engine needs no keyframes")
+        record.models.keyframes = kf.record.model
+        self._finish_stage(job, ctx, started, kf.record, artifacts=kf.paths, reused=reused)
+
+        # 4. Motion (finished segments are kept).
+        started, ctx = time.monotonic(), self._context(job, "motion")
+        reused = checkpoints.finished_segments(workdir)
+        moved = motion.run(ctx, motion.MotionInputs(analysed.analysis, kf.paths, frames_needed, choice))
+        record.models.motion = moved.record.model
+        segment_files = [p for clip in moved.segments for p in motion.segment_files(clip)]
+        self._finish_stage(job, ctx, started, moved.record, artifacts=segment_files, reused=reused)
+
+        # 5. Assemble (after the source clip when extending).
+        started, ctx = time.monotonic(), self._context(job, "assemble")
+        prefix = (assemble.source_clip(ctx, prefix_source, fps=moved.fps, size=moved.size)
+                  if prefix_source is not None else None)
+        continuation = frames_needed - (1 if prefix is not None else 0)
+        assembled = assemble.run(ctx, assemble.AssembleInputs(moved.segments, moved.fps, continuation, prefix))
+        self._finish_stage(job, ctx, started, assembled.record,
+                           artifacts=list(prefix.frame_paths) if prefix is not None else [])
+
+        # 6. Finish: one ffmpeg graph to the delivered file, verified, then moved into outputs/.
+        started, ctx = time.monotonic(), self._context(job, "finish")
+        stem = output_stem(spec.prompt, job.job_id)
+        finished = finish.run(ctx, self._finish_inputs(assembled.clip, spec, record, stem, prefix))
+        finished.stem = stem
+        self._finish_stage(job, ctx, started, finished)
+
+        # 7. Record, previews, sidecar (the work folder goes once the store says done).
+        return self._deliver(job.job_id, record, finished, kf.paths)
+
+    def _context(self, job: _Run, stage: str) -> StageContext:
+        job.hooks.begin_stage(stage)
+        progress = job.hooks.progress
+        return StageContext(
+            job_id=job.job_id, stage=stage, spec=job.spec, workdir=job.workdir, cancel_event=job.hooks.cancel,
+            sink=lambda f, m, s, t, p: progress(stage, f, m, s, t, p), memory=self.memory, notes=job.hooks.log,
+        )
+
+    def _finish_inputs(self, clip: Clip, spec: JobSpec, record: JobRecord, stem: str,
+                       prefix: Clip | None) -> finish.FinishInputs:
+        total_seconds = spec.duration + (prefix.duration if prefix is not None else 0.0)
+        target = finish.FinishTarget(width=spec.width, height=spec.height, fps=spec.fps,
+                                     total_frames=max(1, round(total_seconds * spec.fps)))
+        title = f"[{TINY_NOTE}] {spec.prompt}" if spec.model_set == "tiny" else spec.prompt
+        return finish.FinishInputs(clip, target, self.paths.outputs / f"{stem}.mp4",
+                                   {"title": title[:250], "comment": compact_comment(record)})
+
+    def _deliver(self, job_id: str, record: JobRecord, finished: FinishRecord,
+                 keyframe_paths: list[Path]) -> JobOutcome:
+        present = [p for p in keyframe_paths if p.is_file()]
+        if present:
+            record.previews = [str(p) for p in save_previews(present, self.paths.state / "previews" / job_id)]
+        # else: delivered by an earlier run whose work folder is gone; the previews it made stay
+        record.output, record.format, record.finished = finished.path, finished.format, time.time()
+        sidecar = write_sidecar(self.paths.outputs / f"{finished.stem}.json", record)
+        return JobOutcome(finished.file, sidecar, record)
+
+    def _finish_stage(self, job: _Run, ctx: StageContext, started: float, stage_record: StageRecord, *,
+                      artifacts: Sequence[Path] = (), reused: int = 0) -> None:
+        """Checkpoint the stage (its record and artifact sizes, with the job record, atomically)."""
+        # Finishing always runs again when reached (its file is the one delivered now).
+        previous = job.kept.get(ctx.stage) if ctx.stage != "finish" else None
+        if previous is not None:
+            # Same artifacts as the earlier run: its record (memory plan, step-downs, seconds) still holds.
+            stage_record = previous
+            stage_record.kept = True
+        else:
+            stage_record.seconds = round(time.monotonic() - started, 3)
+            if reused:
+                stage_record.resumed = f"{reused} artifact(s) kept from an earlier run"
+        job.record.stages.set(ctx.stage, stage_record)
+        self.store.checkpoint(job.job_id, ctx.stage, stage_record,
+                              checkpoints.artifact_sizes(artifacts, job.workdir), job.record)
+        ctx.check_cancelled()  # a cancel between stages takes effect here, with this stage saved
+
+    # --- resume -------------------------------------------------------------------------------
+    def kept_stages(self, job_id: str) -> dict[str, StageRecord]:
+        """Records of the stages a re-run would keep (checkpointed, artifacts intact), in order."""
+        return checkpoints.kept_stages(self.store.stages(job_id), self.paths.job_workdir(job_id))
+
+    def _new_record(self, job_id: str, spec: JobSpec, kept: dict[str, StageRecord]) -> JobRecord:
+        previous = self.store.get(job_id)
+        attempt = previous.record.attempt + 1 if previous is not None and previous.record is not None else 1
+        record = JobRecord(id=job_id, spec=spec.to_dict(), created=time.time(), attempt=attempt,
+                           stages=StageRecords(), models=ModelsUsed(), software=software_versions(),
+                           hardware=self.memory.hardware.to_dict(), note=TINY_NOTE if spec.model_set == "tiny" else None)
+        if attempt > 1:
+            record.resume = ResumeInfo(kept_stages=list(kept), at=time.time())
+        return record
+
+    def _already_delivered(self, job_id: str) -> JobOutcome | None:
+        """The outcome of a run that published its file but was stopped before the job was marked done."""
+        finished = self.kept_stages(job_id).get("finish")
+        row = self.store.get(job_id)
+        if not isinstance(finished, FinishRecord) or row is None or row.record is None:
+            return None
+        if not finished.stem or not finished.path:
+            return None
+        outputs = self.paths.outputs.resolve()
+        if not finished.file.exists() or not finished.file.resolve().is_relative_to(outputs):
+            return None
+        log.info("job %s: its video %s was already delivered; completing the record", job_id, finished.file.name)
+        keyframe_paths = checkpoints.keyframe_files(self.paths.job_workdir(job_id))
+        return self._deliver(job_id, row.record, finished, keyframe_paths)
+
+    def discard_workdir(self, job_id: str) -> None:
+        """Remove a finished job's work folder (called once the store records the job as done)."""
+        shutil.rmtree(self.paths.job_workdir(job_id), ignore_errors=True)
+
+    def _user_inputs(self, spec: JobSpec) -> tuple[Image.Image | None, Path | None]:
+        if spec.mode == "i2v":
+            from backend.media.uploads import load_image
+
+            return load_image(Path(spec.image)), None
+        if spec.mode == "extend":
+            from backend.media.video_io import last_frame, probe_video
+
+            video = Path(spec.video)
+            probe_video(video)  # a clear error before any model is loaded
+            return Image.fromarray(last_frame(video)), video
+        return None, None

@@ -1,0 +1,1 @@
+"""Media helpers: frame clips, images, video probing and decoding, LUTs, uploads, safe file access."""
