@@ -30,7 +30,14 @@ from backend.spec import (
 MODE_LABELS = {"t2v": "Text → video", "i2v": "Image → video", "extend": "Extend a video"}
 MODEL_LABELS = {"default": "Real models", "tiny": TINY_LABEL}
 PRESET_LABELS = {"quick": "Quick", "standard": "Standard", "high": "High"}
-ENGINE_LABELS = {"svd": "Stable Video Diffusion XT", "cogvideox": "CogVideoX image-to-video"}
+ENGINE_LABELS = {
+    "auto": "Automatic: the most storyboard-faithful engine that fits",
+    "ltx": "LTX-Video: every keyframe at its moment",
+    "wan": "Wan first-last-frame: each segment from keyframe to keyframe",
+    "skyreels": "SkyReels-V2: one long shot (first keyframe only)",
+    "svd": "Stable Video Diffusion XT: first frame only, crossfaded joins",
+    "cogvideox": "CogVideoX image-to-video: first frame only, crossfaded joins",
+}
 SIZES: dict[str, str] = {
     "1920x1080": "1920×1080 · 16:9 1080p",
     "1280x720": "1280×720 · 16:9 720p",
@@ -48,7 +55,7 @@ _FINISH = FinishOptions()
 DEFAULTS: dict[str, Any] = {
     "c_mode": "t2v", "c_models": "default", "c_prompt": "", "c_negative": "", "c_enhanced": "", "c_preset": "standard",
     **REAL_DEFAULTS, "c_seed_random": True, "c_seed": 42, "c_guidance": None, "c_steps": None,
-    "c_keyframes": None, "c_engine": "svd", "c_motion": 0.5, "c_grade": _FINISH.grade, "c_sharpen": _FINISH.sharpen,
+    "c_keyframes": None, "c_engine": "auto", "c_motion": 0.5, "c_grade": _FINISH.grade, "c_sharpen": _FINISH.sharpen,
     "c_stabilize": _FINISH.stabilize, "c_interpolation": _FINISH.interpolation, "c_aspect": _FINISH.aspect,
     "c_crf": _FINISH.crf,
 }

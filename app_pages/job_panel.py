@@ -29,6 +29,7 @@ from app_pages.common import (
 
 if TYPE_CHECKING:
     from backend.jobs.orchestrator import JobStatus
+    from backend.record import JobRecord
 
 log = logging.getLogger("studio.ui")
 
@@ -157,6 +158,7 @@ def _done(status: "JobStatus") -> None:
         return
     st.success(f"Done in {fmt_seconds(status.elapsed)} — {fmt_when(status.finished)}")
     play(video, fmt)
+    motion_summary(record)
     storyboard(status.previews)
     downloads(status, video)
     if record is not None and record.stages.items():
@@ -164,6 +166,20 @@ def _done(status: "JobStatus") -> None:
             st.json(record.stages.to_dict(), expanded=False)
     if st.button("Open in gallery", key=f"gallery_{status.id}", icon=":material/photo_library:"):
         go(PAGE_GALLERY, job=status.id)
+
+
+def motion_summary(record: "JobRecord | None") -> None:
+    """How the video met its storyboard: conditioned on the keyframes, one shot, or crossfaded (a fallback)."""
+    motion = record.stages.motion if record is not None else None
+    if motion is None or not motion.join:
+        return
+    text = f"Motion: {motion.model} — {motion.join}"
+    if motion.conditioning == "first_frame":
+        st.warning(plain(text))  # a fallback: the joins toward the keyframes are crossfades
+    else:
+        st.caption(plain(text))
+    if motion.substitution:
+        st.caption(plain(motion.substitution))
 
 
 def play(video: Path, fmt: str | None) -> None:

@@ -156,26 +156,44 @@ class KeyframesRecord(ModelStageRecord):
     prompts: list[str] = field(default_factory=list)
     seeds: list[int | None] = field(default_factory=list)  # None where the keyframe is the user's image
     keyframes_capped: str | None = None  # "6 → 4: too few frames for more"
+    start_image: str | None = None  # the user's image as keyframe 0: its size and how it was fitted
     skipped: str | None = None  # why there are no keyframes (the motion engine needs none)
 
 
 @dataclass
 class SegmentRecord(Record):
-    frames: int
+    frames: int  # frames it contributes to the motion clip
+    start: int | None = None  # its first frame in the motion clip
+    overlap: int | None = None  # frames of what came before it continued from (reproduced, then dropped)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ConditionRecord(Record):
+    """What a motion call was told: a keyframe (or the source video's frames) at a frame of the motion clip."""
+
+    keyframe: int | None = None  # storyboard index; None for source-video frames
+    frame_index: int = 0  # frame of the motion clip (0 = its first)
+    segment: int = 0
+    kind: str = "image"  # "image" (at an index) | "first" | "last" | "source video"
+    frames: int | None = None  # source video: how many frames
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class MotionRecord(ModelStageRecord):
     engine: str = ""
+    conditioning: str | None = None  # keyframes | first_last | continuation | first_frame (absent before v2)
     fps: int = 0
     size: list[int] | None = None
     steps: int = 0
     max_frames_per_call: int = 0
-    join: str = ""  # how segments meet their next keyframe (crossfade, or conditioned)
+    join: str = ""  # how the video meets its keyframes: conditioned, continuation, or crossfaded
+    conditions: list[ConditionRecord] | None = None  # absent in records before v2
     segments: list[SegmentRecord] = field(default_factory=list)
     segment_seeds: list[list[int]] = field(default_factory=list)
     substitution: str | None = None  # the engine that ran instead of the one asked for, and why
+    engine_reason: str | None = None  # why this engine (e.g. the automatic choice for this machine)
 
 
 @dataclass

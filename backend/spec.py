@@ -16,7 +16,7 @@ from typing import Any
 from backend.errors import SpecError
 
 MODES = ("t2v", "i2v", "extend")
-ENGINES = ("svd", "cogvideox")
+ENGINES = ("auto", "ltx", "wan", "skyreels", "svd", "cogvideox")  # auto: the best that fits
 MODEL_SETS = ("default", "tiny")
 PRESET_NAMES = ("quick", "standard", "high")
 GRADES = ("none", "neutral", "cinematic", "vivid", "warm", "cool", "noir")
@@ -86,7 +86,7 @@ class JobSpec:
     guidance: float | None = None
     steps: int | None = None  # overrides the preset's keyframe and motion steps
     keyframes: int | None = None  # number of storyboard keyframes; derived from duration when unset
-    engine: str = "svd"
+    engine: str = "auto"  # motion engine; "auto" = the most storyboard-faithful one that fits
     motion_strength: float = 0.5  # 0 = nearly still, 1 = lots of motion
     image: str | None = None  # i2v: path of the (already validated) uploaded image
     video: str | None = None  # extend: path of the (already validated) uploaded video
@@ -196,7 +196,7 @@ def _finish_from_dict(data: Any) -> FinishOptions:
 _DEFAULTS: dict[str, Any] = {
     "prompt": "", "mode": "t2v", "negative_prompt": "", "enhanced_prompt": "", "preset": "standard", "duration": 4.0,
     "fps": 24, "width": 1920, "height": 1080, "seed": 0, "guidance": 0.0, "steps": 0,
-    "keyframes": 0, "engine": "svd", "motion_strength": 0.5, "image": "", "video": "",
+    "keyframes": 0, "engine": "auto", "motion_strength": 0.5, "image": "", "video": "",
     "model_set": "default",
 }
 _OPTIONAL = {"seed", "guidance", "steps", "keyframes", "image", "video", "lut", "enhanced_prompt"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from backend.models.registry import ModelRef, keyframe_model_for, model_for
+from backend.models.registry import ModelRef, keyframe_model_for, motion_model_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.record import JobRecord
@@ -35,8 +35,8 @@ def stage_model(spec: "JobSpec", stage: str) -> ModelRef | None:
     """The model that does ``stage``'s work as the spec asks (before any low-memory substitution)."""
     if stage == "keyframes":
         return keyframe_model_for(spec.model_set, spec.preset)
-    if stage == "motion":
-        return model_for(spec.model_set, spec.engine)
+    if stage == "motion":  # "auto" is planned as its first choice, LTX-Video
+        return motion_model_for(spec.model_set, "ltx" if spec.engine == "auto" else spec.engine, spec.preset)
     return None
 
 

@@ -60,7 +60,7 @@ STAGES: dict[str, dict[str, StageShape]] = {
     "tiny": {
         "keyframes": StageShape("keyframes", "tiny-sdxl", 128, 64, 1, 3),
         "svd": StageShape("svd", "tiny-svd", 128, 64, 4, 3),
-        "cogvideox": StageShape("cogvideox", "tiny-cogvideox-i2v", 96, 64, 5, 3),
+        "cogvideox": StageShape("cogvideox", "tiny-cogvideox-i2v", 96, 64, 9, 3),  # native: learned embeddings
     },
 }
 VIDEO: dict[str, VideoShape] = {
@@ -333,7 +333,7 @@ def plain_call(pipe: Any, shape: StageShape, image: Any = None, clock: Any = Non
                 **common).frames[0]
 
 
-def plain_ffmpeg(frames: list[Any], fps: float, graph: str, tmp: Path) -> float:
+def plain_ffmpeg(frames: list[Any], fps: float, graph: str, tmp: Path, out_fps: int) -> float:
     """Seconds of one plain ffmpeg command with the studio's graph and encoder options, reading a raw file."""
     import subprocess
     import tempfile
@@ -350,7 +350,8 @@ def plain_ffmpeg(frames: list[Any], fps: float, graph: str, tmp: Path) -> float:
     (folder / "clip.rgb").write_bytes(b"".join(np.ascontiguousarray(f).tobytes() for f in frames))
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
             "-s", f"{width}x{height}", "-framerate", f"{fps:g}", "-i", str(folder / "clip.rgb"), "-vf", graph,
-            *export.output_args(export.H264_X264, crf=FinishOptions().crf, metadata={}), str(folder / "raw.mp4")]
+            *export.output_args(export.H264_X264, crf=FinishOptions().crf, metadata={}, fps=out_fps),
+            str(folder / "raw.mp4")]
     started = time.perf_counter()
     subprocess.run(args, check=True)
     return time.perf_counter() - started

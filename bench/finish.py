@@ -90,11 +90,11 @@ def time_studio(clip: MemoryClip, folder: Path, target: FinishTarget) -> tuple[S
     return watch, result
 
 
-def time_raw(raw_file: Path, clip: MemoryClip, graph: str, folder: Path) -> tuple[Stopwatch, list[str]]:
+def time_raw(raw_file: Path, clip: MemoryClip, graph: str, folder: Path, fps: int) -> tuple[Stopwatch, list[str]]:
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{clip.width}x{clip.height}",
             "-framerate", str(clip.fps), "-i", str(raw_file), "-vf", graph,
-            *export.output_args(export.H264_X264, crf=OPTIONS.crf, metadata={"title": "bench"}),
+            *export.output_args(export.H264_X264, crf=OPTIONS.crf, metadata={"title": "bench"}, fps=fps),
             str(folder / "raw.mp4")]
     with Stopwatch() as watch:
         subprocess.run(args, check=True)
@@ -133,7 +133,7 @@ def run(frames: int, fps: int, repeat: int) -> dict[str, object]:
         studio_runs.append(watch)
         for round_ in range(1, 2 * repeat):  # S R R S S R ...: drift in machine load hits both alike
             if round_ % 4 in (1, 2):
-                watch, raw_args = time_raw(raw_file, clip, result.filter_graph, folder)
+                watch, raw_args = time_raw(raw_file, clip, result.filter_graph, folder, target.fps)
                 raw_runs.append(watch)
             else:
                 watch, result = time_studio(clip, folder, target)

@@ -336,7 +336,7 @@ def budget_rows(bench: "Bench") -> dict[str, Any]:
         hardware = detect_hardware(vram_gb=gb, compute_capability=capability)
 
         def motion_key(engine: str) -> str:  # the planner may substitute another engine on a small card
-            return motion.choose_motion(bench.model_set, engine, hardware).ref.key
+            return motion.choose_motion(bench.model_set, engine, "standard", 24, hardware).ref.key
 
         jobs = [(s.stage, [keyframe_key if s.stage == "keyframes" else motion_key(s.stage)],
                  lambda parked, s=s: _budget_stage(bench, s, parked, hardware)) for s in bench.shapes()]

@@ -33,7 +33,7 @@ from backend.jobs.runner import JobHooks, JobRunner
 from backend.jobs.store import JobStore
 from backend.memory import MemoryManager, MemoryPlan, apply_plan, detect_hardware, free_memory
 from backend.memory.oom import error_summary
-from backend.models.registry import keyframe_model_for
+from backend.models.registry import keyframe_model_for, model_for
 from backend.paths import runtime_paths
 from backend.prompting import analyze_prompt
 from backend.record import KeyframesRecord, ModelStageRecord, StageRecords
@@ -113,7 +113,7 @@ class Bench:
         analysis = analyze_prompt(spec.prompt, spec.negative_prompt)
         if shape.stage == "keyframes":
             return keyframes.run(ctx, keyframes.KeyframeInputs(analysis, 1, shape.width / shape.height)).record
-        choice = motion.choose_motion(self.model_set, engine, manager.hardware)
+        choice = motion.choose_motion(self.model_set, engine, spec.preset, spec.fps, manager.hardware)
         return motion.run(ctx, motion.MotionInputs(analysis, [folder / "start.png"], shape.frames, choice)).record
 
     def plain(self, pipe: Any) -> Any:
@@ -198,7 +198,7 @@ class Bench:
 
     def finish_frames(self) -> tuple[FramesClip, FinishTarget]:
         """The clip finishing gets in the standard video: SVD's frames at its rate, to 1080p30."""
-        video, ref = VIDEO[self.size], motion.engine_ref(self.model_set, "svd")
+        video, ref = VIDEO[self.size], model_for(self.model_set, "svd")
         clip = FramesClip(max(2, round(video.duration * ref.fps)), ref.width, ref.height, ref.fps)
         return clip, FinishTarget(video.width, video.height, video.fps, round(video.duration * video.fps))
 
@@ -215,7 +215,7 @@ class Bench:
         for _ in range(self.args.repeat):
             seconds, result = self.finish_once(clip, target, FinishOptions())
             studio.append(seconds)
-            raw.append(plain_ffmpeg(list(clip.frames()), clip.fps, result.filter_graph, self.tmp))
+            raw.append(plain_ffmpeg(list(clip.frames()), clip.fps, result.filter_graph, self.tmp, target.fps))
         s, b = round(min(studio), 4), round(min(raw), 4)
         return {"stage": "finish", "model": "ffmpeg", "label": "finish(): graph + libx264, verified",
                 "shape": {"width": target.width, "height": target.height, "frames": target.total_frames},
@@ -236,7 +236,8 @@ class Bench:
                        height=shape.height, engine=shape.engine, keyframes=shape.keyframes,
                        model_set=self.model_set).validate()
         refs = {"keyframes": keyframe_model_for(self.model_set, spec.preset),
-                "motion": motion.choose_motion(self.model_set, spec.engine, hardware or self.hardware).ref}
+                "motion": motion.choose_motion(self.model_set, spec.engine, spec.preset, spec.fps,
+                                               hardware or self.hardware).ref}
         pipes = prebuilt or {ref.key: self.factory.get(ref.key) for ref in refs.values()}
         probes = {stage: DenoiserProbe(denoiser_of(pipes[ref.key])) for stage, ref in refs.items()}
         calls: list[tuple[str, tuple[int, ...], int]] = []  # (stage, latent shape, steps) per pipeline call
@@ -308,7 +309,7 @@ class Bench:
             size = frames[0].size
             arrays = [np.asarray(f.convert("RGB").resize(size)) for f in frames[:count]]
             arrays += [arrays[-1]] * (count - len(arrays))
-            parts["finish"] = plain_ffmpeg(arrays, fps, stages.finish.filter_graph, self.tmp)
+            parts["finish"] = plain_ffmpeg(arrays, fps, stages.finish.filter_graph, self.tmp, round(stages.finish.fps))
         return {k: round(v, 4) for k, v in parts.items()}
 
     # ---- the report -------------------------------------------------------------------------------------

@@ -373,3 +373,15 @@ def test_html_shell_rtl_and_emoji_prompt_stays_text_end_to_end(generator, tmp_pa
     assert json.loads(tags["comment"])["prompt"] == prompt  # the exact text, as one argv element
     assert tags["title"].startswith("[test models") and prompt[:80] in tags["title"]
     assert not canary.exists()  # no shell ever saw it
+
+
+@pytest.mark.unit
+def test_an_exif_rotated_photo_is_stored_and_read_upright(upload_root, tmp_path):
+    from backend.media.uploads import load_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed turned 90° clockwise
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(np.zeros((180, 320, 3), np.uint8)).save(path, exif=exif)
+    stored = store_image(path.read_bytes(), path.name, upload_root)
+    assert load_image(stored.path).size == (180, 320)

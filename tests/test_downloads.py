@@ -226,7 +226,7 @@ def models(tmp_path: Path, *argv: str, fetch: FakeHub | None = None) -> int:
 def test_list_shows_presets_with_sizes_and_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert models(tmp_path, "list") == 0
     out = capsys.readouterr().out
-    for key in ("sdxl-base", "sdxl-turbo", "svd-xt", "cogvideox-5b-i2v", "text2video-ms", "tiny-svd"):
+    for key in ("sdxl-base", "sdxl-turbo", "svd-xt", "cogvideox-5b-i2v", "ltx-2b", "wan-flf2v-14b", "tiny-svd"):
         assert key in out
     assert "6.5 GB" in out and "19.6 GB" in out and "missing" in out and "gated" in out
 
@@ -237,7 +237,7 @@ def test_list_json_has_the_facts(tmp_path: Path, capsys: pytest.CaptureFixture[s
     svd = rows["svd-xt"]
     assert svd["status"] == "missing" and svd["gated"] and svd["size_gb"] == 4.2
     assert list(svd["min_vram_gb"]) == ["gpu", "model_offload", "group_offload", "sequential_offload"]
-    assert rows["text2video-ms"]["low_memory"] and rows["tiny-sdxl"]["min_vram_gb"] == {}
+    assert rows["ltx-2b"]["low_memory"] and rows["tiny-sdxl"]["min_vram_gb"] == {}
 
 
 def test_download_verify_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -306,6 +306,15 @@ def test_long_input_is_streamed(studio) -> None:
     assert peak < 4 * 2**20, peak
 
 
+@pytest.mark.parametrize("fps", [24, 25, 30])
+def test_every_common_rate_is_delivered_as_h264_at_that_rate(studio, fps: int) -> None:
+    # 25 fps once read back as 25.51 (the last frame had no duration) and fell back to MPEG-4, then GIF.
+    result = studio(MemoryClip(colourful(64, 48, 2 * fps), fps), FinishTarget(64, 48, fps, 2 * fps))
+    assert result.format == "mp4/h264" and result.fallbacks == []
+    info = probe_video(result.file)
+    assert (info.frames, info.fps) == (2 * fps, fps)
+
+
 def test_wrong_frame_shape_is_an_error_not_a_fallback(studio) -> None:
     clip = MemoryClip([np.zeros((48, 64, 3), np.uint8), np.zeros((40, 64, 3), np.uint8)], 8)
     with pytest.raises(ValueError, match="frame 1"):

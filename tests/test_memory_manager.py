@@ -169,7 +169,7 @@ def test_fails_with_what_was_tried_after_the_lowest_level() -> None:
     message = str(failure.value)
     for level in calls:
         assert level in message
-    assert "lower the resolution" in message and "text2video-ms" in message
+    assert "lower the resolution" in message and "LTX-Video 2B" in message
     assert len(failure.value.tried) == 4 and memory.resident() == []
 
 

@@ -26,7 +26,8 @@ from backend.models.registry import MODELS
 from backend.spec import JobSpec
 
 TIERS = (6, 8, 12, 16, 24, 48, 80)
-REAL = ("sdxl-base", "sdxl-turbo", "svd-xt", "cogvideox-5b-i2v", "text2video-ms")
+REAL = ("sdxl-base", "sdxl-turbo", "svd-xt", "cogvideox-5b-i2v", "ltx-2b", "ltx-13b-distilled", "wan-flf2v-14b",
+        "skyreels-v2-df-1.3b")
 
 # What the planner must choose at the native size (docs/MEMORY.md shows the same table).
 EXPECTED = {
@@ -231,7 +232,9 @@ def test_native_workload_uses_cfg() -> None:
 
 
 def spec(**changes: object) -> JobSpec:
-    return JobSpec(prompt="ocean waves", **changes).validate()  # type: ignore[arg-type]
+    """A job that asks for SVD unless told otherwise (most plans here are about SVD and CogVideoX)."""
+    values: dict = {"engine": "svd", **changes}
+    return JobSpec(prompt="ocean waves", **values).validate()
 
 
 def test_preflight_reports_every_stage() -> None:
@@ -255,18 +258,24 @@ def test_preflight_residency_depends_on_room() -> None:
     assert "keeps sdxl-base" in preflight(spec(engine="cogvideox"), gpu(80)).stage("motion").residency
 
 
-def test_preflight_uses_the_low_memory_engine_when_svd_cannot_fit() -> None:
+def test_preflight_uses_the_light_keyframe_engine_when_svd_cannot_fit() -> None:
     result = preflight(spec(), gpu(1.5))
-    assert result.engine == "text2video-ms" and result.fallback == "text2video-ms"
-    assert result.stage("motion").model == "text2video-ms" and result.stage("keyframes").level == "skipped"
-    assert any("cannot fit even with sequential offload" in w and "low-memory engine text2video-ms will be used" in w
+    assert result.engine == "ltx-2b" and result.fallback == "ltx-2b"
+    assert result.stage("motion").model == "ltx-2b" and result.stage("keyframes").level != "skipped"
+    assert any("cannot fit even with sequential offload" in w and "low-memory engine ltx-2b will be used" in w
                for w in result.warnings)
-    assert result.fits
 
 
-def test_cogvideox_falls_back_to_svd_first() -> None:
-    ref, plan, warning = motion_model(gpu(4), "default", "cogvideox")
-    assert ref.key == "svd-xt" and plan.fits and "svd-xt will be used" in (warning or "")
+def test_cogvideox_falls_back_to_the_light_keyframe_engine_first() -> None:
+    ref, plan, warning, _ = motion_model(gpu(4), "default", "cogvideox")
+    assert ref.key == "ltx-2b" and plan.fits and "ltx-2b will be used" in (warning or "")
+
+
+def test_auto_takes_the_most_faithful_engine_that_fits_and_says_why() -> None:
+    result = preflight(spec(engine="auto"), gpu(24))
+    assert result.engine == "ltx-2b" and result.fallback is None
+    assert any("chosen automatically" in w for w in result.warnings)
+    assert preflight(spec(engine="skyreels"), gpu(24)).stage("keyframes").calls == 1  # it uses the first only
 
 
 def test_preflight_reports_caps() -> None:
@@ -317,9 +326,10 @@ def test_plan_json_for_a_simulated_8_gb_gpu(capsys: pytest.CaptureFixture[str]) 
     pre = data["preflight"]
     assert pre["hardware"]["simulated"] and pre["hardware"]["vram_total_gb"] == 8
     stages = {s["stage"]: s for s in pre["stages"]}
-    assert stages["keyframes"]["level"] == "model_offload" and stages["motion"]["model"] == "svd-xt"
+    # The default engine is automatic: the keyframe engine (LTX-Video 2B) fits an 8 GB card.
+    assert stages["keyframes"]["level"] == "model_offload" and stages["motion"]["model"] == "ltx-2b"
     assert stages["motion"]["vram_peak_gb"] > 0 and stages["motion"]["eta_class"] in ("seconds", "minutes", "long")
-    assert {row["role"] for row in data["models"]} >= {"svd", "cogvideox", "low-memory"}
+    assert {row["role"] for row in data["models"]} >= {"ltx", "wan", "skyreels", "svd", "cogvideox"}
 
 
 def test_plan_differs_across_tiers(capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,9 +25,14 @@ def test_presets_the_issue_asks_for() -> None:
     repos = {ref.repo_id for ref in REAL}
     assert repos >= {"stabilityai/stable-diffusion-xl-base-1.0", "stabilityai/sdxl-turbo",
                      "stabilityai/stable-video-diffusion-img2vid-xt", "THUDM/CogVideoX-5b-I2V",
-                     "damo-vilab/text-to-video-ms-1.7b"}
-    assert MODELS["text2video-ms"].pipeline_class == "TextToVideoSDPipeline"
-    assert MODELS["text2video-ms"].low_memory and "low-memory" in MODELS["text2video-ms"].label
+                     "Lightricks/LTX-Video-0.9.5", "Lightricks/LTX-Video-0.9.7-distilled",
+                     "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers"}
+    assert {ref.key: ref.conditioning for ref in REAL if ref.frames > 1} == {
+        "ltx-2b": "keyframes", "ltx-13b-distilled": "keyframes", "wan-flf2v-14b": "first_last",
+        "skyreels-v2-df-1.3b": "continuation", "svd-xt": "first_frame", "cogvideox-5b-i2v": "first_frame"}
+    light = [ref.key for ref in REAL if ref.low_memory]
+    assert light == ["ltx-2b"] and MODELS["ltx-2b"].conditioning == "keyframes"  # the light engine keeps keyframes
+    assert MODELS["ltx-13b-distilled"].default_steps == 8 and not MODELS["ltx-13b-distilled"].cfg
 
 
 @pytest.mark.parametrize("ref", REAL, ids=lambda r: r.key)
@@ -59,7 +64,7 @@ def test_diffusers_patterns_shape() -> None:
 
 def test_gated_and_licence_notes() -> None:
     assert MODELS["svd-xt"].gated and not MODELS["sdxl-base"].gated
-    assert "non-commercial" in MODELS["text2video-ms"].licence.lower()
+    assert "non-commercial" in MODELS["sdxl-turbo"].licence.lower()
 
 
 def test_model_sets_cover_every_role() -> None:
@@ -67,7 +72,7 @@ def test_model_sets_cover_every_role() -> None:
     for model_set, roles in MODEL_SETS.items():
         for role, key in roles.items():
             assert MODELS[key].is_tiny == (model_set == "tiny"), (model_set, role)
-    assert model_for("tiny", "low-memory").key == "tiny-text2video-ms"
+    assert model_for("tiny", "low-memory").key == "tiny-ltx"
     with pytest.raises(ValueError, match="No model for role"):
         model_for("default", "nope")
 

@@ -26,10 +26,10 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import diffusers  # noqa: E402  (after HF_HUB_OFFLINE is set)
+import diffusers  # after HF_HUB_OFFLINE is set
 
-from backend.models import tiny, tiny_configs  # noqa: E402
-from backend.models.tiny import (  # noqa: E402
+from backend.models import tiny, tiny_configs
+from backend.models.tiny import (
     TINY_LABEL,
     TINY_MODELS,
     ensure_tiny_model,
@@ -79,12 +79,11 @@ def _call_cogvideox_t2v(pipe: Any, seed: int) -> np.ndarray:
     ).frames
 
 
-def _call_cogvideox_i2v(pipe: Any, seed: int) -> np.ndarray:
-    return pipe(
-        image=_image(64, 48, (10, 200, 30)), prompt="a cat", width=64, height=48, num_frames=9,
-        num_inference_steps=STEPS, guidance_scale=6.0, max_sequence_length=16,
-        generator=_generator(seed), output_type="np",
-    ).frames
+def _call_cogvideox_i2v(pipe: Any, seed: int, **overrides: Any) -> np.ndarray:
+    # Learned positional embeddings lock the size to 96x64; 9 frames keeps the learned table.
+    kwargs = {"width": 96, "height": 64, "num_frames": 9, "num_inference_steps": STEPS, "guidance_scale": 6.0, **overrides}
+    return pipe(image=_image(96, 64, (10, 200, 30)), prompt="a cat", max_sequence_length=16,
+                generator=_generator(seed), output_type="np", **kwargs).frames
 
 
 def _call_wan_flf2v(pipe: Any, seed: int) -> np.ndarray:
@@ -95,11 +94,30 @@ def _call_wan_flf2v(pipe: Any, seed: int) -> np.ndarray:
     ).frames
 
 
-def _call_text2video_ms(pipe: Any, seed: int) -> np.ndarray:
-    return pipe(
-        "a cat", width=64, height=64, num_frames=8, num_inference_steps=STEPS, guidance_scale=9.0,
-        generator=_generator(seed), output_type="np",
-    ).frames
+LTX_KEYFRAMES = ((0, (230, 40, 40)), (8, (40, 230, 40)), (16, (40, 40, 230)))  # pixel frame index, colour
+
+
+def _call_ltx_condition(pipe: Any, seed: int, keyframes: tuple = LTX_KEYFRAMES, **overrides: Any) -> np.ndarray:
+    # conditions=[...], not image=[...]/frame_index=[...] alone: diffusers 0.42 zips an image list with
+    # video=[None] and silently keeps the first image only, unless video=[None] * n is passed too.
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+    conditions = [LTXVideoCondition(image=_image(96, 64, colour), frame_index=index) for index, colour in keyframes]
+    kwargs = {"conditions": conditions, "width": 96, "height": 64, "num_frames": 17, "frame_rate": 24,
+              "guidance_scale": 3.0, "decode_timestep": 0.05, "decode_noise_scale": 0.025,
+              "image_cond_noise_scale": 0.15, "max_sequence_length": 128, **overrides}
+    return pipe(prompt="a cat", num_inference_steps=STEPS, generator=_generator(seed), output_type="np", **kwargs).frames
+
+
+def _call_skyreels_df(pipe: Any, seed: int, **overrides: Any) -> np.ndarray:
+    """I2V by default; also runs V2V. Its addnoise_condition noise comes from torch's global RNG, not
+    generator=. causal_block_size goes in every call: once given, it stays in the transformer's config."""
+    kwargs = {"image": _image(64, 48, (200, 100, 50)), "num_frames": 17, "causal_block_size": 1, "ar_step": 0,
+              "guidance_scale": 5.0, "width": 64, "height": 48, "base_num_frames": 17, "fps": 24, **overrides}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return pipe(prompt="a cat", num_inference_steps=STEPS, generator=_generator(seed), output_type="np",
+                    **{k: v for k, v in kwargs.items() if v is not None}).frames
 
 
 # name -> (call recipe, expected output shape)
@@ -107,26 +125,23 @@ CASES: dict[str, tuple[Call, tuple[int, ...]]] = {
     "sdxl": (_call_sdxl, (1, 64, 128, 3)),
     "svd": (_call_svd, (1, 8, 64, 128, 3)),
     "cogvideox-t2v": (_call_cogvideox_t2v, (1, 9, 64, 96, 3)),
-    "cogvideox-i2v": (_call_cogvideox_i2v, (1, 9, 48, 64, 3)),
+    "cogvideox-i2v": (_call_cogvideox_i2v, (1, 9, 64, 96, 3)),
     "wan-flf2v": (_call_wan_flf2v, (1, 9, 48, 64, 3)),
-    "text2video-ms": (_call_text2video_ms, (1, 8, 64, 64, 3)),
+    "ltx-condition": (_call_ltx_condition, (1, 17, 64, 96, 3)),
+    "skyreels-df": (_call_skyreels_df, (1, 17, 48, 64, 3)),
 }
 
 
-def _count_denoised_samples(denoiser: torch.nn.Module) -> list[int]:
-    """Record the batch size of every denoiser forward (CFG: 2 samples per step in total)."""
-    batches: list[int] = []
+def _denoiser_inputs(denoiser: torch.nn.Module) -> list[tuple[int, ...]]:
+    """Record the input shape of every denoiser forward (CFG: 2 samples per step in total)."""
+    shapes: list[tuple[int, ...]] = []
 
     def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         sample = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
-        batches.append(int(sample.shape[0]))
+        shapes.append(tuple(sample.shape))
 
     denoiser.register_forward_pre_hook(hook, with_kwargs=True)
-    return batches
-
-
-def _denoiser(pipe: Any) -> torch.nn.Module:
-    return pipe.unet if hasattr(pipe, "unet") else pipe.transformer
+    return shapes
 
 
 def _load(name: str, folder: Path) -> Any:
@@ -181,11 +196,11 @@ def test_model_builds_loads_and_runs(name: str, models_root: Path) -> None:
 
     pipe = _load(name, folder)
     assert type(pipe).__name__ == TINY_MODELS[name]
-    batches = _count_denoised_samples(_denoiser(pipe))
+    shapes = _denoiser_inputs(pipe.unet if hasattr(pipe, "unet") else pipe.transformer)
     first = call(pipe, 7)
     assert first.shape == expected_shape
     assert np.isfinite(first).all() and first.min() >= 0.0 and first.max() <= 1.0
-    assert sum(batches) == 2 * STEPS, f"expected {STEPS} guided steps, denoiser saw batches {batches}"
+    assert sum(shape[0] for shape in shapes) == 2 * STEPS, f"expected {STEPS} guided steps, saw {shapes}"
 
     assert np.array_equal(call(pipe, 7), first), "same seed must give the same output on CPU"
     assert not np.array_equal(call(pipe, 8), first), "a different seed must change the output"
@@ -195,13 +210,80 @@ def test_sdxl_img2img_from_pipe(models_root: Path) -> None:
     txt2img = _load("sdxl", ensure_tiny_model("sdxl", models_root))
     img2img = diffusers.StableDiffusionXLImg2ImgPipeline.from_pipe(txt2img)
     assert img2img.unet is txt2img.unet  # from_pipe shares components, no second load
-    batches = _count_denoised_samples(img2img.unet)
+    shapes = _denoiser_inputs(img2img.unet)
     out = img2img(
         "a cat", image=_image(128, 64, (90, 90, 200)), strength=0.5, num_inference_steps=2 * STEPS,
         guidance_scale=5.0, generator=_generator(1), output_type="np",
     ).images
     assert out.shape == (1, 64, 128, 3)
-    assert sum(batches) == 2 * STEPS  # strength 0.5 of 4 steps = 2 guided steps
+    assert sum(shape[0] for shape in shapes) == 2 * STEPS  # strength 0.5 of 4 steps = 2 guided steps
+
+
+# ---- LTX keyframes, SkyReels-V2 diffusion forcing, CogVideoX learned embeddings ------------------
+
+
+def test_ltx_condition_takes_several_keyframes(models_root: Path) -> None:
+    pipe = _load("ltx-condition", folder := ensure_tiny_model("ltx-condition", models_root))
+    shapes = _denoiser_inputs(pipe.transformer)
+    frames = _call_ltx_condition(pipe, 3)
+    assert frames.shape == (1, 17, 64, 96, 3)
+    # 96x64 / 32 = 3x2 latent pixels, 17 frames = 3 latent frames: 18 video tokens. The frame-0 image
+    # replaces the first latent frame in place; each later keyframe adds 6 tokens of its own.
+    assert [shape[1] for shape in shapes] == [18 + 2 * 6] * STEPS
+    # Random weights do not pull a frame towards its keyframe's colour, but every keyframe counts.
+    assert not np.array_equal(_call_ltx_condition(pipe, 3, LTX_KEYFRAMES[:2] + ((16, (240, 240, 20)),)), frames)
+    images, indexes = [_image(96, 64, colour) for _, colour in LTX_KEYFRAMES], [i for i, _ in LTX_KEYFRAMES]
+    same = _call_ltx_condition(pipe, 3, conditions=None, image=images, frame_index=indexes, video=[None] * 3)
+    assert np.array_equal(same, frames)
+
+    pipe = diffusers.LTXConditionPipeline.from_pretrained(folder, dtype=torch.bfloat16)  # bf16 on the CPU
+    bf16_frames = _call_ltx_condition(pipe, 5)
+    assert bf16_frames.shape == frames.shape and np.isfinite(bf16_frames).all()
+    assert all({p.dtype for p in getattr(pipe, name).parameters()} == {torch.bfloat16} for name in ("transformer", "vae"))
+    assert pipe.text_encoder.dtype == torch.bfloat16
+
+
+def test_skyreels_df_long_video_and_continuation(models_root: Path) -> None:
+    i2v = _load("skyreels-df", ensure_tiny_model("skyreels-df", models_root))
+    shapes = _denoiser_inputs(i2v.transformer)
+    # 29 frames = 8 latents: a window of base_num_frames (5 latents), then one resuming from its last 2.
+    long_call = {"num_frames": 29, "overlap_history": 5, "addnoise_condition": 20}
+    frames = _call_skyreels_df(i2v, 2, **long_call)
+    assert frames.shape == (1, 29, 48, 64, 3) and np.isfinite(frames).all()
+    assert len(shapes) == 2 * STEPS * 2 and {shape[2] for shape in shapes} == {5}  # windows x steps x CFG
+    assert np.array_equal(_call_skyreels_df(i2v, 2, **long_call), frames)
+    shapes.clear()  # asynchronous: each latent frame lags ar_step steps behind the one before
+    assert _call_skyreels_df(i2v, 2, ar_step=1, **long_call).shape == frames.shape and len(shapes) > 2 * STEPS * 2
+
+    v2v = diffusers.SkyReelsV2DiffusionForcingVideoToVideoPipeline.from_pipe(i2v, dtype=i2v.transformer.dtype)
+    assert v2v.transformer is i2v.transformer and v2v.vae is i2v.vae  # shared, not loaded again
+    clip = [_image(64, 48, (25 * i, 120, 60)) for i in range(9)]
+    shapes.clear()
+    continuation = {"image": None, "video": clip, "num_frames": 25, "overlap_history": 5, "addnoise_condition": 20}
+    out = _call_skyreels_df(v2v, 4, **continuation)
+    # The input clip, then num_frames decoded frames whose first overlap_history re-decode its tail.
+    assert out.shape == (1, 9 + 25, 48, 64, 3) and len(shapes) == 2 * STEPS * 2  # 7 latents: 2 windows
+    np.testing.assert_allclose(out[0, :9], np.stack([np.asarray(f, np.float32) / 255 for f in clip]), atol=1e-6)
+    assert np.array_equal(_call_skyreels_df(v2v, 4, **continuation), out)
+
+
+def test_cogvideox_uses_learned_positional_embeddings(models_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = ensure_tiny_model("cogvideox-i2v", models_root)
+    config = json.loads((folder / "transformer" / "config.json").read_text())
+    assert config["use_learned_positional_embeddings"] and config["use_rotary_positional_embeddings"]
+    width, height, frames, _fps = tiny_configs.COGVIDEOX_NATIVE
+    assert (config["sample_width"] * 8, config["sample_height"] * 8, config["sample_frames"]) == (width, height, frames)
+    pipe = _load("cogvideox-i2v", folder)
+    embed, rebuilt = pipe.transformer.patch_embed, []
+    sincos = embed._get_positional_embeddings
+    monkeypatch.setattr(embed, "_get_positional_embeddings", lambda *a, **k: rebuilt.append(1) or sincos(*a, **k))
+    quick = {"num_inference_steps": 1, "guidance_scale": 1.0}
+    assert _call_cogvideox_i2v(pipe, 0, **quick).shape == (1, frames, height, width, 3)
+    assert not rebuilt, "at the native frame count the learned table must be used"
+    _call_cogvideox_i2v(pipe, 0, num_frames=frames + 4, **quick)  # other latent length: diffusers swaps in sin-cos
+    assert rebuilt
+    with pytest.raises(ValueError, match="different resolution"):
+        _call_cogvideox_i2v(pipe, 0, width=64, height=48, **quick)
 
 
 def test_tokenizers_match_text_encoders(models_root: Path) -> None:
@@ -291,7 +373,7 @@ def test_concurrent_builders_wait_and_build_once(tmp_path: Path, monkeypatch: py
     def build() -> None:
         try:
             ensure_tiny_model("cogvideox-t2v", tmp_path)
-        except BaseException as exc:  # surfaced by the assertion below
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
 
     workers = [threading.Thread(target=build, name=f"builder-{i}") for i in range(2)]

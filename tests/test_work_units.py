@@ -32,7 +32,7 @@ def test_the_step_rule_user_then_model_then_preset() -> None:
 def test_planned_units_for_the_quick_preset_are_four_step_work() -> None:
     quick = spec(preset="quick")
     assert planned_units(quick, "keyframes") == quick.keyframe_count() * 4
-    standard = spec()
+    standard = spec(engine="svd")
     assert planned_units(standard, "keyframes") == standard.keyframe_count() * 30
     svd = model_for("default", "svd")
     assert planned_units(standard, "motion") == standard.duration * svd.fps * 25

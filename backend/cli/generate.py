@@ -33,7 +33,8 @@ def add_parser(sub: Any) -> None:
     gen.add_argument("--steps", type=int)
     gen.add_argument("--guidance", type=float)
     gen.add_argument("--keyframes", type=int)
-    gen.add_argument("--engine", choices=ENGINES, default="svd")
+    gen.add_argument("--engine", choices=ENGINES, default="auto",
+                     help="motion engine; auto = the most storyboard-faithful one that fits this machine")
     gen.add_argument("--motion-strength", type=float, default=0.5)
     gen.add_argument("--manifest", type=Path, help="JSON file with a list of job specs (batch)")
     gen.add_argument("--json", action="store_true", help="print the job record(s) as JSON")

@@ -17,7 +17,7 @@ from backend.spec import ENGINES, MODEL_SETS, MODES, PRESET_NAMES, JobSpec
 
 PREVIEW_PROMPT = "plan preview"
 # Registry roles shown in the per-model table, in the order a job uses them.
-TABLE_ROLES = ("keyframes", "keyframes-quick", "svd", "cogvideox", "low-memory")
+TABLE_ROLES = ("keyframes", "keyframes-quick", "ltx", "ltx-quick", "wan", "skyreels", "svd", "cogvideox")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                          help="GPU generation, e.g. 7.5 (fp16) or 8.6 (bf16)")
     job = parser.add_argument_group("job (defaults: a 4 s standard text-to-video)")
     job.add_argument("--preset", choices=PRESET_NAMES, default="standard")
-    job.add_argument("--engine", choices=ENGINES, default="svd")
+    job.add_argument("--engine", choices=ENGINES, default="auto")
     job.add_argument("--mode", choices=MODES, default="t2v")
     job.add_argument("--duration", type=float, default=4.0, help="seconds")
     job.add_argument("--fps", type=int, default=24)

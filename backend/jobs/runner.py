@@ -13,7 +13,7 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,7 +24,7 @@ from backend.jobs import checkpoints
 from backend.jobs.outputs import compact_comment, output_stem, save_previews, software_versions, write_sidecar
 from backend.jobs.store import JobStore
 from backend.media.clip import Clip
-from backend.media.video_io import check_ffmpeg
+from backend.media.video_io import check_ffmpeg, last_frames, probe_video
 from backend.memory import MemoryManager
 from backend.paths import RuntimePaths
 from backend.record import (
@@ -110,47 +110,41 @@ class JobRunner:
         record.analysis = analysed.analysis.to_dict()
         self._finish_stage(job, ctx, started, analysed.record)
 
-        # 2. Inputs the user gave (i2v image, or the video to extend).
-        # The motion model is chosen first: on a small GPU the planner may cap its size or substitute
-        # the low-memory engine, which makes video from the prompt alone (no keyframes).
-        choice = motion.choose_motion(spec.model_set, spec.engine, self.memory.hardware)
-        start_image, prefix_source = self._user_inputs(spec)
+        # 2. The motion engine first (on a small GPU the planner may cap its size or substitute the light
+        #    engine), then the inputs the user gave (i2v image, or the video to extend).
+        choice = motion.choose_motion(spec.model_set, spec.engine, spec.preset, spec.fps, self.memory.hardware)
+        start_image, source = self._user_inputs(spec)
 
         # 3. Keyframes (those already on disk are kept).
-        frames_needed = max(2, round(spec.duration * choice.ref.fps) + (1 if spec.mode == "extend" else 0))
-        count = min(spec.keyframe_count(), max(1, frames_needed // 2))  # never more gaps than frames
+        frames_needed = max(2, round(spec.duration * choice.fps) + (1 if source is not None else 0))
+        count = choice.keyframes_for(min(spec.keyframe_count(), max(1, frames_needed // 2)), frames_needed)
         started, ctx = time.monotonic(), self._context(job, "keyframes")
         reused = len(checkpoints.keyframe_files(workdir))
-        if choice.uses_keyframes:
-            kf = keyframes.run(ctx, keyframes.KeyframeInputs(
-                analysed.analysis, count, motion_aspect=choice.size[0] / choice.size[1], start_image=start_image,
-                requested=spec.keyframe_count()))
-        else:
-            kf = keyframes.skipped(choice.substitution or "the motion engine needs no keyframes")
+        kf = keyframes.run(ctx, keyframes.KeyframeInputs(
+            analysed.analysis, count, motion_aspect=choice.size[0] / choice.size[1], start_image=start_image,
+            start_fit="fill" if source is not None else "pad", requested=spec.keyframe_count()))
         record.models.keyframes = kf.record.model
         self._finish_stage(job, ctx, started, kf.record, artifacts=kf.paths, reused=reused)
 
         # 4. Motion (finished segments are kept).
         started, ctx = time.monotonic(), self._context(job, "motion")
         reused = checkpoints.finished_segments(workdir)
-        moved = motion.run(ctx, motion.MotionInputs(analysed.analysis, kf.paths, frames_needed, choice))
+        tail = tuple(Image.fromarray(f) for f in last_frames(source, motion.CONTINUATION_LEAD)) if source else ()
+        moved = motion.run(ctx, motion.MotionInputs(analysed.analysis, kf.paths, frames_needed, choice, tail))
         record.models.motion = moved.record.model
         segment_files = [p for clip in moved.segments for p in motion.segment_files(clip)]
         self._finish_stage(job, ctx, started, moved.record, artifacts=segment_files, reused=reused)
 
-        # 5. Assemble (after the source clip when extending).
+        # 5. Assemble: exact frame count; when extending, after the source clip at its own size and rate.
         started, ctx = time.monotonic(), self._context(job, "assemble")
-        prefix = (assemble.source_clip(ctx, prefix_source, fps=moved.fps, size=moved.size)
-                  if prefix_source is not None else None)
-        continuation = frames_needed - (1 if prefix is not None else 0)
-        assembled = assemble.run(ctx, assemble.AssembleInputs(moved.segments, moved.fps, continuation, prefix))
-        self._finish_stage(job, ctx, started, assembled.record,
-                           artifacts=list(prefix.frame_paths) if prefix is not None else [])
+        prefix = assemble.source_clip(ctx, source) if source is not None else None
+        assembled = assemble.run(ctx, assemble.AssembleInputs(moved.segments, moved.fps, spec.duration, prefix))
+        self._finish_stage(job, ctx, started, assembled.record, artifacts=assembled.artifacts)
 
         # 6. Finish: one ffmpeg graph to the delivered file, verified, then moved into outputs/.
         started, ctx = time.monotonic(), self._context(job, "finish")
         stem = output_stem(spec.prompt, job.job_id)
-        finished = finish.run(ctx, self._finish_inputs(assembled.clip, spec, record, stem, prefix))
+        finished = finish.run(ctx, self._finish_inputs(ctx, assembled.clip, spec, record, stem, prefix))
         finished.stem = stem
         self._finish_stage(job, ctx, started, finished)
 
@@ -165,14 +159,21 @@ class JobRunner:
             sink=lambda f, m, s, t, p: progress(stage, f, m, s, t, p), memory=self.memory, notes=job.hooks.log,
         )
 
-    def _finish_inputs(self, clip: Clip, spec: JobSpec, record: JobRecord, stem: str,
+    def _finish_inputs(self, ctx: StageContext, clip: Clip, spec: JobSpec, record: JobRecord, stem: str,
                        prefix: Clip | None) -> finish.FinishInputs:
-        total_seconds = spec.duration + (prefix.duration if prefix is not None else 0.0)
-        target = finish.FinishTarget(width=spec.width, height=spec.height, fps=spec.fps,
-                                     total_frames=max(1, round(total_seconds * spec.fps)))
         title = f"[{TINY_NOTE}] {spec.prompt}" if spec.model_set == "tiny" else spec.prompt
-        return finish.FinishInputs(clip, target, self.paths.outputs / f"{stem}.mp4",
-                                   {"title": title[:250], "comment": compact_comment(record)})
+        metadata = {"title": title[:250], "comment": compact_comment(record)}
+        output = self.paths.outputs / f"{stem}.mp4"
+        if prefix is None:
+            target = finish.FinishTarget(spec.width, spec.height, spec.fps, max(1, round(spec.duration * spec.fps)))
+            return finish.FinishInputs(clip, target, output, metadata)
+        # Extending: the user's footage keeps its size and rate and is not graded, sharpened or stabilised;
+        # the continuation was brought to match it in the assemble stage.
+        ctx.log(f"extend: the output keeps the source's {prefix.width}x{prefix.height} at {round(prefix.fps)} fps; "
+                "grade, sharpen and stabilisation are off so the source frames stay as they were")
+        target = finish.FinishTarget(prefix.width, prefix.height, max(1, round(prefix.fps)), len(clip))
+        untouched = replace(spec.finish, grade="none", lut=None, sharpen=0.0, stabilize="off")
+        return finish.FinishInputs(clip, target, output, metadata, options=untouched)
 
     def _deliver(self, job_id: str, record: JobRecord, finished: FinishRecord,
                  keyframe_paths: list[Path]) -> JobOutcome:
@@ -237,14 +238,13 @@ class JobRunner:
         shutil.rmtree(self.paths.job_workdir(job_id), ignore_errors=True)
 
     def _user_inputs(self, spec: JobSpec) -> tuple[Image.Image | None, Path | None]:
+        """The i2v image (keyframe 0), or the video to extend and its last frame (keyframe 0)."""
         if spec.mode == "i2v":
             from backend.media.uploads import load_image
 
             return load_image(Path(spec.image)), None
         if spec.mode == "extend":
-            from backend.media.video_io import last_frame, probe_video
-
             video = Path(spec.video)
             probe_video(video)  # a clear error before any model is loaded
-            return Image.fromarray(last_frame(video)), video
+            return Image.fromarray(last_frames(video, 1)[-1]), video
         return None, None

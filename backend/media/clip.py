@@ -60,6 +60,41 @@ class MemoryClip:
         return len(self._frames)
 
 
+class VideoFileClip:
+    """A video file's frames, decoded one at a time when read (the user's footage is never copied to PNG)."""
+
+    def __init__(self, path: Path, fps: float, width: int, height: int, count: int) -> None:
+        self.path, self.fps, self.width, self.height, self.count = Path(path), fps, width, height, count
+
+    def frames(self) -> Iterator[np.ndarray]:
+        from backend.media.video_io import iter_frames
+
+        for index, frame in enumerate(iter_frames(self.path)):
+            if index >= self.count:
+                break
+            yield frame
+
+    def __len__(self) -> int:
+        return self.count
+
+
+class JoinedClip:
+    """Clips of one size and rate, one after the other (the source video, then its continuation)."""
+
+    def __init__(self, *parts: "Clip | VideoFileClip") -> None:
+        first = parts[0]
+        if any((p.width, p.height) != (first.width, first.height) for p in parts):
+            raise ValueError("joined clips must share one frame size")
+        self.parts, self.fps, self.width, self.height = parts, first.fps, first.width, first.height
+
+    def frames(self) -> Iterator[np.ndarray]:
+        for part in self.parts:
+            yield from part.frames()
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+
 def save_frames(frames: Iterable[Image.Image | np.ndarray], folder: Path, *, start: int = 0) -> list[Path]:
     """Write frames as PNG (fast compression: these are temporary, lossless artifacts)."""
     folder.mkdir(parents=True, exist_ok=True)

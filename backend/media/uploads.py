@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from backend.errors import UploadError
 
@@ -112,6 +112,8 @@ def open_checked_image(data: bytes) -> Image.Image:
             raise UploadError(f"Images must be PNG, JPEG, WebP or BMP (this one is {fmt}).")
         image = Image.open(io.BytesIO(data))
         image.load()
+        # A phone's portrait photo is stored sideways with an EXIF rotation: show it the way it was taken.
+        image = ImageOps.exif_transpose(image)
     except UploadError:
         raise
     except Image.DecompressionBombError as exc:

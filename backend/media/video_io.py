@@ -127,12 +127,19 @@ def iter_frames(path: Path) -> Iterator[np.ndarray]:
 
 
 def last_frame(path: Path) -> np.ndarray:
-    frame = None
+    return last_frames(path, 1)[-1]
+
+
+def last_frames(path: Path, count: int) -> list[np.ndarray]:
+    """The last ``count`` frames (fewer if the video is shorter), decoding once with ``count`` in memory."""
+    from collections import deque
+
+    kept: deque[np.ndarray] = deque(maxlen=max(1, count))
     for frame in iter_frames(path):
-        pass
-    if frame is None:
+        kept.append(frame.copy())
+    if not kept:
         raise VideoProbeError("The video has no frames.")
-    return frame.copy()
+    return list(kept)
 
 
 _ANY_STREAM = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{1,5})x(\d{1,5})")

@@ -23,7 +23,6 @@ from backend.memory.hardware import HardwareProfile
 from backend.memory.oom import error_summary, free_memory, is_oom_error
 from backend.memory.plans import (
     MemoryPlan,
-    Workload,
     apply_component_settings,
     apply_plan,
     fit_plan,
@@ -169,4 +168,4 @@ def _free_model_hooks(pipe: Any) -> None:
 def _all_failed(ref: ModelRef, tried: list[str]) -> str:
     return (f"{ref.label or ref.key} ran out of GPU memory with every memory plan tried ({'; '.join(tried)}). "
             "To go on: lower the resolution, frame count or duration, close other programs that use the GPU "
-            "(nvidia-smi lists them), or choose the low-memory engine (text2video-ms).")
+            "(nvidia-smi lists them), or choose the light engine (LTX-Video 2B).")

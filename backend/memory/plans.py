@@ -35,7 +35,7 @@ class MemoryPlan:
     vae_tiling: bool = False
     vae_slicing: bool = False
     decode_chunk_size: int = DEFAULT_DECODE_CHUNK  # SVD frames decoded at once
-    forward_chunking: bool = False  # unet.enable_forward_chunking() (SVD, ModelScope)
+    forward_chunking: bool = False  # unet.enable_forward_chunking() (SVD)
     reason: str = ""
     model: str = ""  # registry key the plan was made for
     attention: str = ATTENTION

@@ -17,7 +17,7 @@ from backend.memory.estimates import PROCESS_RAM_GB, call_seconds, estimate, eta
 from backend.memory.hardware import HardwareProfile
 from backend.memory.plans import MemoryPlan, fit_plan, plan_workload, ram_budget_gb, vram_budget_gb
 from backend.memory.residency import Held, to_evict
-from backend.models.registry import MODELS, ModelRef, keyframe_model_for, model_for
+from backend.models.registry import MODELS, ModelRef, keyframe_model_for, model_for, motion_model_for
 from backend.work import denoising_steps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,18 +94,33 @@ class Preflight:
         return "\n".join(self.lines())
 
 
-def motion_model(hardware: HardwareProfile, model_set: str, engine: str) -> tuple[ModelRef, MemoryPlan, str | None]:
-    """The motion model that will run, its plan, and a warning when another engine replaced the requested one.
+AUTO_ORDER = ("ltx", "wan", "skyreels", "svd", "cogvideox")  # engines told where to go come first
+FALLBACK_ROLES = ("low-memory", "svd")  # tried, in order, when the requested engine cannot fit at all
 
-    When even the lowest plan (with caps) cannot fit the requested engine, SVD is tried next and then
-    the low-memory engine (ModelScope text-to-video). If nothing fits, the requested engine is kept
-    and its plan says ``fits=False``.
+
+def motion_model(hardware: HardwareProfile, model_set: str, engine: str,
+                 preset: str = "standard") -> tuple[ModelRef, MemoryPlan, str | None, str]:
+    """The motion model that will run, its plan, a warning when another engine replaced the requested
+    one, and why this engine.
+
+    ``engine="auto"`` takes the first engine of ``AUTO_ORDER`` that fits without caps (keyframe-faithful
+    whenever one fits). When even the lowest plan cannot fit the requested engine, the low-memory engine
+    (a small LTX-Video, keyframe-faithful too) and then SVD are tried. If nothing fits, the requested
+    engine is kept and its plan says ``fits=False``.
     """
-    requested = model_for(model_set, engine)
+    if engine == "auto":
+        for role in AUTO_ORDER:
+            ref = motion_model_for(model_set, role, preset)
+            plan = fit_plan(hardware, ref)
+            if plan.fits and not plan.capped:
+                return ref, plan, None, (f"engine chosen automatically: {ref.label} ({_CONDITIONING[ref.conditioning]}"
+                                         f") is the most storyboard-faithful one that fits this machine")
+        engine = AUTO_ORDER[0]
+    requested = motion_model_for(model_set, engine, preset)
     requested_plan = fit_plan(hardware, requested)
     if requested_plan.fits:
-        return requested, requested_plan, None
-    for role in ("svd", "low-memory"):
+        return requested, requested_plan, None, ""
+    for role in FALLBACK_ROLES:
         substitute = model_for(model_set, role)
         if substitute.key == requested.key:
             continue
@@ -114,25 +129,25 @@ def motion_model(hardware: HardwareProfile, model_set: str, engine: str) -> tupl
             lowest = "sequential offload" if requested_plan.device == "cuda" else "the CPU and all its RAM"
             kind = "the low-memory engine " if substitute.low_memory else ""
             return substitute, plan, (f"{requested.label} cannot fit even with {lowest} ({requested_plan.reason}): "
-                                      f"{kind}{substitute.key} will be used")
-    return requested, requested_plan, None
+                                      f"{kind}{substitute.key} will be used"), ""
+    return requested, requested_plan, None, ""
+
+
+_CONDITIONING = {"keyframes": "every keyframe at its frame", "first_last": "start and end keyframe per segment",
+                 "continuation": "one continuous shot", "first_frame": "first frame only, crossfaded joins"}
 
 
 def preflight(spec: "JobSpec", hardware: HardwareProfile) -> Preflight:
     """What the job ``spec`` will cost on ``hardware``, stage by stage."""
-    motion_ref, motion_plan, fallback_warning = motion_model(hardware, spec.model_set, spec.engine)
+    motion_ref, motion_plan, fallback_warning, reason = motion_model(hardware, spec.model_set, spec.engine,
+                                                                     spec.preset)
     keyframe_ref = keyframe_model_for(spec.model_set, spec.preset)
-    warnings = [fallback_warning] if fallback_warning else []
-
-    if motion_ref.low_memory:
-        keyframes = _skipped("keyframes", keyframe_ref, "the low-memory engine makes video from the prompt alone")
-        if spec.mode != "t2v":
-            warnings.append(f"{motion_ref.key} cannot start from an image or a video: it uses the prompt only")
-    else:
-        count = spec.keyframe_count() - (0 if spec.mode == "t2v" else 1)  # i2v/extend bring the first one
-        keyframes = (_model_stage("keyframes", keyframe_ref, fit_plan(hardware, keyframe_ref), count,
-                                  denoising_steps(spec, keyframe_ref, "keyframes"), hardware)
-                     if count > 0 else _skipped("keyframes", keyframe_ref, "the uploaded image is the keyframe"))
+    warnings = [w for w in (fallback_warning, reason) if w]
+    wanted = 1 if motion_ref.conditioning == "continuation" else spec.keyframe_count()
+    count = wanted - (0 if spec.mode == "t2v" else 1)  # i2v/extend bring the first one
+    keyframes = (_model_stage("keyframes", keyframe_ref, fit_plan(hardware, keyframe_ref), count,
+                              denoising_steps(spec, keyframe_ref, "keyframes"), hardware)
+                 if count > 0 else _skipped("keyframes", keyframe_ref, "the uploaded image is the keyframe"))
 
     clips = _clips(spec, motion_plan, motion_ref)
     motion = _model_stage("motion", motion_ref, motion_plan, clips,
@@ -171,9 +186,11 @@ def _skipped(stage: str, ref: ModelRef, why: str) -> StagePlan:
 
 
 def _clips(spec: "JobSpec", plan: MemoryPlan, ref: ModelRef) -> int:
-    """Pipeline calls of the motion stage: one per keyframe gap, or native-length clips for a direct engine."""
-    if ref.low_memory:
+    """Pipeline calls of the motion stage: windows of a keyframe engine, one shot, or one per keyframe gap."""
+    if ref.conditioning == "keyframes":
         return max(1, math.ceil(spec.duration * ref.fps / max(1, plan.cap_frames or ref.frames)))
+    if ref.conditioning == "continuation":
+        return 1
     return max(1, spec.keyframe_count() - 1)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 # Phases of one pipeline call; under model offload only the components of one phase are on the GPU.
 PHASES = ("encode", "denoise", "decode")
 # How a VAE's decode memory grows: "tiled" (tiling bounds it; SDXL, CogVideoX), "chunked" (frames
-# decoded ``decode_chunk_size`` at a time; SVD), "sliced" (all frames at once unless slicing; ModelScope).
+# decoded ``decode_chunk_size`` at a time; SVD), "sliced" (all frames at once unless slicing).
 DECODE_UNITS = ("tiled", "chunked", "sliced")
 
 
@@ -78,6 +78,9 @@ class ModelRef:
     frame_options: tuple[int, ...] = ()
     scale_options: tuple[float, ...] = ()
     low_memory: bool = False  # the light engine offered when the requested one cannot fit
+    # What a motion model can be told (see backend.stages.engines.base.Conditioning): "keyframes" at frame
+    # indices, "first_last" frame per call, "continuation" of a shot, or "first_frame" only.
+    conditioning: str = "first_frame"
     notes: tuple[str, ...] = ()
 
     @property
@@ -177,19 +180,62 @@ MODELS: dict[str, ModelRef] = {
                                     step_seconds=3.4, decode_seconds=10.0),
                  # Learned positional embeddings lock the resolution; frame counts stay 4k+1.
                  frame_options=(49, 33, 17)),
-        ModelRef("text2video-ms", "TextToVideoSDPipeline", "damo-vilab/text-to-video-ms-1.7b", variant="fp16",
-                 label="ModelScope text-to-video 1.7B (low-memory engine)", width=256, height=256, frames=16,
-                 fps=8, licence="CC-BY-NC-4.0 (non-commercial)",
-                 allow_patterns=diffusers_patterns(("text_encoder", "unet", "vae"), ("scheduler", "tokenizer"),
-                                                   "fp16"),
-                 size_gb=3.4,
-                 components=(Component("text_encoder", 0.354, "encode"), Component("unet", 1.414, "denoise"),
-                             Component("vae", 0.084, "decode")),
-                 memory=MemoryFacts(denoise_gb=0.8, decode_gb=0.16, decode_unit="sliced",
-                                    forward_chunking_factor=0.75, group_fraction=0.3, step_seconds=0.12,
-                                    decode_seconds=1.0),
-                 low_memory=True,
-                 notes=("a direct text-to-video engine: it does not use keyframes or an input image",)),
+        # Keyframe engines (conditioned where the storyboard says), the studio's first choice.
+        # LTX-Video 0.9.5 is the 2B release in diffusers format that interpolates between several image
+        # conditions (the later 2B distilled weights are single-file only); it is the light engine too.
+        ModelRef("ltx-2b", "LTXConditionPipeline", "Lightricks/LTX-Video-0.9.5", label="LTX-Video 2B (0.9.5)",
+                 width=768, height=512, frames=121, fps=24, max_sequence_length=128,
+                 licence="LTX-Video 0.9.5 licence (open weights; see the model card)",
+                 allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
+                                                   ("scheduler", "tokenizer"), None),
+                 size_gb=13.2,
+                 components=(Component("text_encoder", 4.762, "encode"), Component("transformer", 1.924, "denoise"),
+                             Component("vae", 0.419, "decode")),
+                 # Estimates, not measured here: 121 frames at 768x512 are only 16x16x24 latent tokens
+                 # (x32 spatial, x8 temporal compression), so activations are small; the VAE decode of
+                 # 121 frames is the peak unless tiled.
+                 memory=MemoryFacts(denoise_gb=1.5, decode_gb=9.0, decode_tiled_gb=2.0, group_fraction=0.1,
+                                    step_seconds=0.25, decode_seconds=4.0),
+                 frame_options=(121, 97, 65, 33), scale_options=(0.75, 0.5), low_memory=True,
+                 conditioning="keyframes", notes=("keyframes at frame indices, one call per window; native 24-30 fps",)),
+        ModelRef("ltx-13b-distilled", "LTXConditionPipeline", "Lightricks/LTX-Video-0.9.7-distilled",
+                 label="LTX-Video 13B distilled (0.9.7, quick preset)", width=768, height=512, frames=121, fps=24,
+                 max_sequence_length=128, licence="LTX-Video 0.9.7 licence (open weights; see the model card)",
+                 allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
+                                                   ("scheduler", "tokenizer"), None),
+                 size_gb=34.0,
+                 components=(Component("text_encoder", 4.762, "encode"), Component("transformer", 13.0, "denoise"),
+                             Component("vae", 0.419, "decode")),
+                 memory=MemoryFacts(denoise_gb=3.0, decode_gb=9.0, decode_tiled_gb=2.0, group_fraction=0.05,
+                                    step_seconds=1.0, decode_seconds=4.0),
+                 cfg=False, default_steps=8, frame_options=(121, 97, 65, 33), scale_options=(0.75, 0.5),
+                 conditioning="keyframes", notes=("step-distilled: 8 steps, guidance 1.0 (model card)",)),
+        ModelRef("wan-flf2v-14b", "WanImageToVideoPipeline", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
+                 label="Wan 2.1 first-last-frame 14B (720p)", width=1280, height=720, frames=81, fps=16,
+                 max_sequence_length=512, licence="Apache-2.0",
+                 allow_patterns=diffusers_patterns(("text_encoder", "image_encoder", "transformer", "vae"),
+                                                   ("scheduler", "tokenizer", "image_processor"), None),
+                 size_gb=38.6,
+                 components=(Component("text_encoder", 5.681, "encode"), Component("image_encoder", 0.632, "encode"),
+                             Component("transformer", 14.3, "denoise"), Component("vae", 0.127, "decode")),
+                 # 81 frames at 1280x720: 21x45x80 = 75,600 tokens; attention dominates the step time.
+                 memory=MemoryFacts(denoise_gb=10.0, decode_gb=14.0, decode_tiled_gb=3.0, group_fraction=0.05,
+                                    step_seconds=20.0, decode_seconds=20.0),
+                 frame_options=(81, 49, 33), scale_options=(0.75, 0.5),
+                 conditioning="first_last", notes=("start and end keyframe per segment; 16 fps native",)),
+        ModelRef("skyreels-v2-df-1.3b", "SkyReelsV2DiffusionForcingImageToVideoPipeline",
+                 "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers", label="SkyReels-V2 diffusion forcing 1.3B (540p)",
+                 width=960, height=544, frames=97, fps=24, max_sequence_length=512,
+                 licence="SkyReels-V2 community licence (see the model card)",
+                 allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
+                                                   ("scheduler", "tokenizer"), None),
+                 size_gb=13.2,
+                 components=(Component("text_encoder", 5.681, "encode"), Component("transformer", 1.3, "denoise"),
+                             Component("vae", 0.127, "decode")),
+                 memory=MemoryFacts(denoise_gb=4.0, decode_gb=10.0, decode_tiled_gb=2.5, group_fraction=0.1,
+                                    step_seconds=2.0, decode_seconds=10.0),
+                 frame_options=(97, 57), scale_options=(0.75,),
+                 conditioning="continuation", notes=("long video and Extend: continues from the previous frames (diffusion forcing)",)),
         # The tiny test set: same pipeline classes, random weights, output is noise.
         ModelRef("tiny-sdxl", "StableDiffusionXLPipeline", tiny_name="sdxl", label="tiny SDXL (test, noise)",
                  width=128, height=64, licence="test model", components=_TINY_COMPONENTS, memory=_tiny_memory(),
@@ -201,18 +247,28 @@ MODELS: dict[str, ModelRef] = {
                  label="tiny CogVideoX I2V (test, noise)", width=96, height=64, frames=9, fps=4,
                  max_sequence_length=16, licence="test model", components=_TINY_COMPONENTS,
                  memory=_tiny_memory(), notes=_TINY_NOTE),
-        ModelRef("tiny-text2video-ms", "TextToVideoSDPipeline", tiny_name="text2video-ms",
-                 label="tiny text-to-video (test, noise; low-memory engine)", width=64, height=64, frames=8,
-                 fps=4, licence="test model", components=_TINY_COMPONENTS,
-                 memory=_tiny_memory("sliced", 0.5), low_memory=True, notes=_TINY_NOTE),
+        ModelRef("tiny-ltx", "LTXConditionPipeline", tiny_name="ltx-condition",
+                 label="tiny LTX-Video (test, noise; light engine)", width=96, height=64, frames=33, fps=24,
+                 max_sequence_length=16, licence="test model", components=_TINY_COMPONENTS, memory=_tiny_memory(),
+                 low_memory=True, conditioning="keyframes", notes=_TINY_NOTE),
+        ModelRef("tiny-wan-flf2v", "WanImageToVideoPipeline", tiny_name="wan-flf2v",
+                 label="tiny Wan first-last-frame (test, noise)", width=32, height=32, frames=17, fps=16,
+                 max_sequence_length=16, licence="test model", components=_TINY_COMPONENTS, memory=_tiny_memory(),
+                 conditioning="first_last", notes=_TINY_NOTE),
+        ModelRef("tiny-skyreels-df", "SkyReelsV2DiffusionForcingImageToVideoPipeline", tiny_name="skyreels-df",
+                 label="tiny SkyReels-V2 diffusion forcing (test, noise)", width=64, height=48, frames=17, fps=24,
+                 max_sequence_length=16, licence="test model", components=_TINY_COMPONENTS, memory=_tiny_memory(),
+                 conditioning="continuation", notes=_TINY_NOTE),
     )
 }
 
 MODEL_SETS: dict[str, dict[str, str]] = {
-    "default": {"keyframes": "sdxl-base", "keyframes-quick": "sdxl-turbo", "svd": "svd-xt",
-                "cogvideox": "cogvideox-5b-i2v", "low-memory": "text2video-ms"},
-    "tiny": {"keyframes": "tiny-sdxl", "keyframes-quick": "tiny-sdxl", "svd": "tiny-svd",
-             "cogvideox": "tiny-cogvideox-i2v", "low-memory": "tiny-text2video-ms"},
+    "default": {"keyframes": "sdxl-base", "keyframes-quick": "sdxl-turbo", "ltx": "ltx-2b",
+                "ltx-quick": "ltx-13b-distilled", "wan": "wan-flf2v-14b", "skyreels": "skyreels-v2-df-1.3b",
+                "svd": "svd-xt", "cogvideox": "cogvideox-5b-i2v", "low-memory": "ltx-2b"},
+    "tiny": {"keyframes": "tiny-sdxl", "keyframes-quick": "tiny-sdxl", "ltx": "tiny-ltx", "ltx-quick": "tiny-ltx",
+             "wan": "tiny-wan-flf2v", "skyreels": "tiny-skyreels-df", "svd": "tiny-svd",
+             "cogvideox": "tiny-cogvideox-i2v", "low-memory": "tiny-ltx"},
 }
 
 
@@ -221,6 +277,14 @@ def model_for(model_set: str, role: str) -> ModelRef:
         return MODELS[MODEL_SETS[model_set][role]]
     except KeyError as exc:
         raise ValueError(f"No model for role '{role}' in model set '{model_set}'.") from exc
+
+
+def motion_model_for(model_set: str, engine: str, preset: str) -> ModelRef:
+    """The motion model of an engine: the Quick preset takes the step-distilled one where there is one."""
+    quick = f"{engine}-quick"
+    if preset == "quick" and quick in MODEL_SETS[model_set]:
+        return model_for(model_set, quick)
+    return model_for(model_set, engine)
 
 
 def keyframe_model_for(model_set: str, preset: str) -> ModelRef:

@@ -37,11 +37,13 @@ TINY_MODELS: dict[str, str] = {
     "cogvideox-t2v": "CogVideoXPipeline",
     "cogvideox-i2v": "CogVideoXImageToVideoPipeline",
     "wan-flf2v": "WanImageToVideoPipeline",  # first-last-frame: image=first, last_image=last
-    "text2video-ms": "TextToVideoSDPipeline",  # stand-in for damo-vilab/text-to-video-ms-1.7b
+    "ltx-condition": "LTXConditionPipeline",  # keyframes: conditions=[LTXVideoCondition(...), ...]
+    # V2V: SkyReelsV2DiffusionForcingVideoToVideoPipeline(**pipe.components) on the same components
+    "skyreels-df": "SkyReelsV2DiffusionForcingImageToVideoPipeline",
 }
 
 # Bump when a builder changes, so cached folders from an older build are rebuilt.
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: CogVideoX learned positional embeddings; LTX, SkyReels DF
 MARKER_NAME = ".complete"
 _BUILDING_PREFIX = ".building-"
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.models.tiny_tokenizers import build_clip_tokenizer, build_t5_tokenizer
+from backend.models.tiny_video_configs import build_ltx_condition, build_skyreels_df
 
 WEIGHT_SEED = 0
 # Real checkpoints of these families share this noise schedule.
@@ -63,6 +64,15 @@ def _t5_config_kwargs(tokenizer: Any) -> dict[str, Any]:
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
     }
+
+
+def t5_text_encoder(workdir: Path, *, umt5: bool = False) -> tuple[Any, Any]:
+    """The offline T5 tokenizer and a tiny seeded T5 (or UMT5, for Wan-family models) encoder for it."""
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    tokenizer = build_t5_tokenizer(workdir)
+    model, config = (UMT5EncoderModel, UMT5Config) if umt5 else (T5EncoderModel, T5Config)
+    return tokenizer, _seeded(lambda: model(config(**_t5_config_kwargs(tokenizer))))
 
 
 def _clip_image_processor(size: int) -> Any:
@@ -195,6 +205,11 @@ def build_svd(workdir: Path) -> Any:
     )
 
 
+# (width, height, frames, fps) of the tiny CogVideoX models. Frame counts 8k+1 (an odd latent count)
+# decode to exactly that many frames; others come back rounded (13 -> 16, 10 -> 9).
+COGVIDEOX_NATIVE = (96, 64, 9, 4)
+
+
 def _build_cogvideox(workdir: Path, image_to_video: bool) -> Any:
     from diffusers import (
         AutoencoderKLCogVideoX,
@@ -203,10 +218,8 @@ def _build_cogvideox(workdir: Path, image_to_video: bool) -> Any:
         CogVideoXPipeline,
         CogVideoXTransformer3DModel,
     )
-    from transformers import T5Config, T5EncoderModel
 
-    tokenizer = build_t5_tokenizer(workdir)
-    text_encoder = _seeded(lambda: T5EncoderModel(T5Config(**_t5_config_kwargs(tokenizer))))
+    tokenizer, text_encoder = t5_text_encoder(workdir)
     vae = _seeded(
         lambda: AutoencoderKLCogVideoX(
             down_block_types=("CogVideoXDownBlock3D",) * 4,
@@ -218,7 +231,11 @@ def _build_cogvideox(workdir: Path, image_to_video: bool) -> Any:
             temporal_compression_ratio=4,
         )
     )
-    # RoPE rather than learned positional embeddings: learned ones lock the resolution.
+    # RoPE plus learned positional embeddings, as THUDM/CogVideoX-5b-I2V. The learned table locks the
+    # resolution: any other width/height raises in the patch embedding. sample_* are in latent units
+    # (pixels / 8). At any frame count other than COGVIDEOX_NATIVE's, diffusers silently replaces the
+    # learned table by sin-cos embeddings; sample_frames must be 4k+1 to be reachable at all.
+    width, height, frames, _fps = COGVIDEOX_NATIVE
     transformer = _seeded(
         lambda: CogVideoXTransformer3DModel(
             num_attention_heads=2,
@@ -230,8 +247,12 @@ def _build_cogvideox(workdir: Path, image_to_video: bool) -> Any:
             num_layers=2,
             patch_size=2,
             max_text_seq_length=16,  # callers must pass max_sequence_length=16
+            sample_width=width // 8,
+            sample_height=height // 8,
+            sample_frames=frames,
+            temporal_compression_ratio=4,
             use_rotary_positional_embeddings=True,
-            use_learned_positional_embeddings=False,
+            use_learned_positional_embeddings=True,
         )
     )
     scheduler = CogVideoXDDIMScheduler(
@@ -259,10 +280,9 @@ def build_cogvideox_i2v(workdir: Path) -> Any:
 
 def build_wan_flf2v(workdir: Path) -> Any:
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
-    from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+    from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    tokenizer = build_t5_tokenizer(workdir)
-    text_encoder = _seeded(lambda: UMT5EncoderModel(UMT5Config(**_t5_config_kwargs(tokenizer))))
+    tokenizer, text_encoder = t5_text_encoder(workdir, umt5=True)
     # 32 px images in 8 px patches: 16 patches + CLS = 17 tokens per image.
     vision_config = CLIPVisionConfig(
         hidden_size=32,
@@ -312,43 +332,12 @@ def build_wan_flf2v(workdir: Path) -> Any:
     )
 
 
-def build_text2video_ms(workdir: Path) -> Any:
-    """Stand-in for damo-vilab/text-to-video-ms-1.7b: same component classes, tiny sizes."""
-    from diffusers import DDIMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
-    from transformers import CLIPTextModel
-
-    tokenizer = build_clip_tokenizer(workdir)
-    text_encoder = _seeded(lambda: CLIPTextModel(_clip_text_config(tokenizer)))
-    unet = _seeded(
-        lambda: UNet3DConditionModel(
-            sample_size=8,
-            block_out_channels=(16, 32),
-            layers_per_block=1,
-            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-            cross_attention_dim=32,
-            attention_head_dim=4,  # read as the number of heads by UNet3DConditionModel
-            norm_num_groups=8,
-        )
-    )
-    # The real checkpoint's DDIM settings.
-    scheduler = DDIMScheduler(
-        **_SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading"
-    )
-    return TextToVideoSDPipeline(
-        vae=_sd_vae((8, 8, 16, 16), scaling_factor=0.18215),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-    )
-
-
 BUILDERS: dict[str, Callable[[Path], Any]] = {
     "sdxl": build_sdxl,
     "svd": build_svd,
     "cogvideox-t2v": build_cogvideox_t2v,
     "cogvideox-i2v": build_cogvideox_i2v,
     "wan-flf2v": build_wan_flf2v,
-    "text2video-ms": build_text2video_ms,
+    "ltx-condition": build_ltx_condition,
+    "skyreels-df": build_skyreels_df,
 }

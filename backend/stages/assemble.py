@@ -1,52 +1,60 @@
-"""Assemble: join the motion segments (after the source clip, when extending) into one clip.
+"""Assemble: join the motion segments into one clip of exactly the frames the duration needs.
 
-The result runs at the motion engine's frame rate and has exactly the frames the requested
-duration needs; converting to the delivery frame rate is the finishing stage's job.
+The result runs at the motion engine's frame rate (converting to the delivery rate is the finishing
+stage's job). When extending a video, the source comes first, untouched, and the continuation is
+brought to the source's size and frame rate here.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from backend.media.clip import Clip, save_frames
+from backend.media.clip import Clip, JoinedClip, VideoFileClip, save_frames
 from backend.media.imaging import fit_fill
-from backend.media.video_io import iter_frames, probe_video
+from backend.media.video_io import probe_video
 from backend.record import AssembleRecord
 from backend.stages.context import StageContext
 
 
 @dataclass(frozen=True)
 class AssembleInputs:
-    segments: list[Clip]
-    fps: int
-    frames_needed: int  # frames of the continuation (the source clip's frames come on top)
-    prefix: Clip | None = None  # the video being extended, at the motion size and rate
+    segments: list[Clip]  # the motion clip, segment by segment
+    fps: int  # its frame rate
+    duration: float  # seconds of new video
+    prefix: VideoFileClip | None = None  # the video being extended, at its own size and rate
 
 
 @dataclass(frozen=True)
 class AssembleResult:
-    clip: Clip
+    clip: Clip | JoinedClip
     record: AssembleRecord
+    artifacts: tuple[Path, ...] = ()  # files this stage wrote (the matched continuation), for its checkpoint
 
 
 def run(ctx: StageContext, inputs: AssembleInputs) -> AssembleResult:
-    """Concatenate; when extending, the continuation's first frame repeats the source's last and is dropped."""
+    """Exactly the frames the duration needs; when extending, the continuation after the source, matched to it."""
     ctx.check_cancelled()
     prefix = inputs.prefix
     paths: list[Path] = [p for clip in inputs.segments for p in clip.frame_paths]
-    if prefix is not None:
-        paths = paths[1:]
-    paths = retime(paths, inputs.frames_needed)
-    if prefix is not None:
-        paths = list(prefix.frame_paths) + paths
     first = inputs.segments[0]
-    ctx.report(1.0, f"{len(paths)} frames at {inputs.fps} fps")
-    record = AssembleRecord(frames=len(paths), fps=inputs.fps, source_frames=len(prefix) if prefix else 0)
-    return AssembleResult(Clip(tuple(paths), inputs.fps, first.width, first.height), record)
+    if prefix is None:
+        paths = retime(paths, max(2, round(inputs.duration * inputs.fps)))
+        ctx.report(1.0, f"{len(paths)} frames at {inputs.fps} fps")
+        record = AssembleRecord(frames=len(paths), fps=inputs.fps)
+        return AssembleResult(Clip(tuple(paths), inputs.fps, first.width, first.height), record)
+    # Extending: the continuation's first frame repeats the source's last (dropped); the rest is brought to
+    # the source's rate (nearest frame in time) and size (filled, no bars), so the source stays untouched.
+    count = max(1, round(inputs.duration * prefix.fps))
+    new = paths[1:]
+    picked = [new[min(len(new) - 1, max(0, round((i + 1) * inputs.fps / prefix.fps) - 1))] for i in range(count)]
+    continuation = _matched(ctx, picked, (prefix.width, prefix.height))
+    clip = JoinedClip(prefix, Clip(tuple(continuation), prefix.fps, prefix.width, prefix.height))
+    ctx.report(1.0, f"{len(prefix)} source frames + {count} new at {prefix.fps:g} fps")
+    record = AssembleRecord(frames=len(clip), fps=round(prefix.fps), source_frames=len(prefix))
+    return AssembleResult(clip, record, tuple(continuation))
 
 
 def retime(paths: list[Path], count: int) -> list[Path]:
@@ -56,20 +64,23 @@ def retime(paths: list[Path], count: int) -> list[Path]:
     return paths[:count] + [paths[-1]] * max(0, count - len(paths))
 
 
-def source_clip(ctx: StageContext, video: Path, *, fps: int, size: tuple[int, int]) -> Clip:
-    """The video being extended, brought to the motion clip's size and frame rate (nearest frames)."""
+def source_clip(ctx: StageContext, video: Path) -> VideoFileClip:
+    """The video being extended, as it is: its own frames, size and frame rate."""
     info = probe_video(video)
-    folder = ctx.workdir / "source"
+    return VideoFileClip(video, info.fps, info.width, info.height, info.frames)
+
+
+def _matched(ctx: StageContext, picked: list[Path], size: tuple[int, int]) -> list[Path]:
+    """The picked continuation frames at the source's size, written once (kept for a resume)."""
+    folder = ctx.workdir / "continuation"
     marker = folder / "complete"
-    wanted = max(1, round(info.frames / max(info.fps, 1e-6) * fps)) if info.fps > 0 else info.frames
-    if not marker.exists():
-        # Which source frame each output frame shows (nearest in time); a frame may repeat or be skipped.
-        repeats = Counter(min(info.frames - 1, int(i * info.frames / wanted)) for i in range(wanted))
-        kept: list[Image.Image] = []
-        for index, frame in enumerate(iter_frames(video)):
-            ctx.check_cancelled()
-            if repeats[index]:
-                kept.extend([fit_fill(Image.fromarray(frame), size)] * repeats[index])
-        save_frames(kept, folder)
-        marker.write_text(str(len(kept)))
-    return Clip.from_folder(folder, fps)
+    if marker.exists() and marker.read_text() == str(len(picked)):
+        return sorted(folder.glob("*.png"))
+    frames = []
+    for path in picked:
+        ctx.check_cancelled()
+        with Image.open(path) as image:
+            frames.append(fit_fill(image, size))
+    paths = save_frames(frames, folder)
+    marker.write_text(str(len(paths)))
+    return paths

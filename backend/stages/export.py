@@ -129,8 +129,13 @@ def input_args(width: int, height: int, rate: str) -> list[str]:
     return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", rate, "-i", "pipe:0"]
 
 
-def output_args(fmt: OutputFormat, *, crf: int, metadata: dict[str, str]) -> list[str]:
-    """Encoder and container options (everything after -vf except the output name)."""
+def output_args(fmt: OutputFormat, *, crf: int, metadata: dict[str, str], fps: int) -> list[str]:
+    """Encoder and container options (everything after -vf except the output name).
+
+    Constant frame rate at ``fps``: the graph already made exactly one frame per tick, and with
+    "passthrough" the MP4 muxer leaves the last frame without a duration, so a 25 fps file reads as
+    25.51 fps (and fails verification) while 24 and 30 happen to round right.
+    """
     args = ["-c:v", fmt.encoder, *_encoder_options(fmt.encoder, crf)]
     if fmt.container == "mp4":
         args += ["-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries", "bt709",
@@ -138,7 +143,7 @@ def output_args(fmt: OutputFormat, *, crf: int, metadata: dict[str, str]) -> lis
         args += metadata_args(metadata)
     elif fmt.container == "gif":
         args += ["-loop", "0"]
-    args += ["-fps_mode", "passthrough", "-f", fmt.container]
+    args += ["-fps_mode", "cfr", "-r", str(fps), "-f", fmt.container]
     return args
 
 

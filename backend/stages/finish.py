@@ -64,6 +64,7 @@ class FinishInputs:
     target: FinishTarget
     output_path: Path  # where the video goes (its suffix follows the format that survives)
     metadata: dict[str, str]  # container tags: title, comment
+    options: FinishOptions | None = None  # instead of the spec's (extend keeps the source untouched)
 
 
 def run(ctx: StageContext, inputs: FinishInputs) -> FinishRecord:
@@ -71,7 +72,7 @@ def run(ctx: StageContext, inputs: FinishInputs) -> FinishRecord:
     return finish(
         inputs.clip,
         target=inputs.target,
-        options=ctx.spec.finish,
+        options=inputs.options or ctx.spec.finish,
         workdir=ctx.workdir / "finish",
         output_path=inputs.output_path,
         metadata=inputs.metadata,
@@ -145,7 +146,8 @@ def _attempt(index: int, fmt: export.OutputFormat, source: FrameSource, shape: S
         destination_arg += "/%06d.png"
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
             *export.input_args(shape.width, shape.height, filtergraph.rate_text(shape.fps)),
-            "-vf", graph, *export.output_args(fmt, crf=options.crf, metadata=metadata), destination_arg]
+            "-vf", graph, *export.output_args(fmt, crf=options.crf, metadata=metadata, fps=target.fps),
+            destination_arg]
     progress.begin(f"encoding {fmt.label}")
     try:
         args = export.run_ffmpeg(args, source.frames(), shape=(shape.height, shape.width, 3), cwd=workdir,

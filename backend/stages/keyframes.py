@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from backend.media.imaging import fit_fill
+from backend.media.imaging import fit_fill, fit_pad
 from backend.memory.estimates import Workload
 from backend.memory.plans import MemoryPlan
 from backend.models.registry import ModelRef, keyframe_model_for
@@ -43,18 +43,14 @@ class KeyframeInputs:
     count: int  # keyframes to draw (the runner may have capped the user's number: ``requested``)
     motion_aspect: float  # width / height of the motion the keyframes will start
     start_image: Image.Image | None = None  # the user's own first frame (i2v, extend)
-    requested: int | None = None  # what the spec asked for, when more than ``count``
+    start_fit: str = "pad"  # i2v: the whole picture, padded; extend: filled like the continuation will be
+    requested: int | None = None  # what the spec asked for, when ``count`` differs
 
 
 @dataclass(frozen=True)
 class KeyframeResult:
     paths: list[Path]
     record: KeyframesRecord
-
-
-def skipped(why: str) -> KeyframeResult:
-    """No storyboard: the motion engine that runs makes video from the prompt alone."""
-    return KeyframeResult([], KeyframesRecord(model="none", skipped=f"no keyframes: {why}"))
 
 
 def keyframe_size(ref: ModelRef, motion_aspect: float) -> tuple[int, int]:
@@ -95,14 +91,20 @@ def run(ctx: StageContext, inputs: KeyframeInputs) -> KeyframeResult:
                              img2img_strength=IMG2IMG_STRENGTH, prompts=prompts, seeds=seeds, capped=capped,
                              step_downs=ctx.step_downs)
     if inputs.requested is not None and inputs.requested != count:
-        record.keyframes_capped = f"{inputs.requested} → {count}: too few frames for more"
-        ctx.log(f"storyboard of {count} keyframes instead of {inputs.requested}: too few frames for more")
+        why = ("too few frames for more" if count < inputs.requested else
+               "the motion engine needs more" if count > 1 else "the motion engine uses only the first")
+        record.keyframes_capped = f"{inputs.requested} → {count}: {why}"
+        ctx.log(f"storyboard of {count} keyframes instead of {inputs.requested}: {why}")
 
-    # 2. The user's own first frame, if any, is keyframe 0 as given (cropped to the aspect, never stretched).
+    # 2. The user's own first frame, if any, is keyframe 0 as given: the whole picture, its aspect kept
+    #    (padded to the generation size, never cropped or stretched).
     if inputs.start_image is not None:
+        fit = fit_pad if inputs.start_fit == "pad" else fit_fill
         if not paths[0].exists():
-            fit_fill(inputs.start_image, (width, height)).save(paths[0])
+            fit(inputs.start_image, (width, height)).save(paths[0])
         seeds[0] = None
+        how = "padded" if inputs.start_fit == "pad" else "filled"
+        record.start_image = f"{inputs.start_image.width}x{inputs.start_image.height} {how} to {width}x{height}"
 
     # 3. Generate what is missing, under the memory manager (which steps down on OOM and re-calls us).
     def generate(pipe: Any, plan: MemoryPlan) -> None:
@@ -134,7 +136,8 @@ def _one_keyframe(ctx: StageContext, pipe: Any, index: int, count: int, prompt: 
         else:
             from diffusers import StableDiffusionXLImg2ImgPipeline
 
-            img2img = StableDiffusionXLImg2ImgPipeline.from_pipe(pipe)
+            # from_pipe casts shared components to float32 unless told the dtype: keep the plan's.
+            img2img = StableDiffusionXLImg2ImgPipeline.from_pipe(pipe, dtype=pipe.dtype)
             img2img.set_progress_bar_config(disable=True)
             with Image.open(paths[index - 1]) as previous:
                 start = previous.convert("RGB")
