@@ -157,11 +157,24 @@ def output_reader(path: Path) -> Callable[[], bytes]:
 
 # --- text and numbers ----------------------------------------------------------------------
 _MD_ACTIVE = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=^&])")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+UNREADABLE_SETTINGS = "(the settings of this job could not be read)"
+
+
+def shown(text: Any) -> str:
+    """Any value as text the page can send (a lone surrogate, from an old undecodable prompt, becomes U+FFFD)."""
+    return _SURROGATES.sub("\ufffd", "" if text is None else str(text))
 
 
 def plain(text: Any) -> str:
     """User text made inert for st.markdown-based elements: every Markdown-active character escaped."""
-    return _MD_ACTIVE.sub(r"\\\1", str(text)).replace("\n", "  \n")
+    return _MD_ACTIVE.sub(r"\\\1", shown(text)).replace("\n", "  \n")
+
+
+def prompt_of(spec: Any) -> str:
+    """The job's prompt for st.text, or a note when its stored settings could not be read."""
+    prompt = spec.get("prompt") if isinstance(spec, dict) else None
+    return shown(prompt) if prompt else UNREADABLE_SETTINGS if not spec else ""
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -188,12 +201,16 @@ def fmt_when(timestamp: float | None) -> str:
 
 
 def spec_summary(spec: dict[str, Any]) -> str:
-    """One line: size, duration, fps, seed, preset, models."""
-    parts = [f"{spec.get('width')}×{spec.get('height')}", f"{float(spec.get('duration', 0)):g} s",
+    """One line: size, duration, fps, seed, preset, models (whatever a stored spec holds, never an error)."""
+    if not isinstance(spec, dict) or not spec:
+        return "settings unknown"
+    duration = spec.get("duration", 0)
+    seconds = f"{duration:g} s" if isinstance(duration, (int, float)) else f"{duration} s"
+    parts = [f"{spec.get('width')}×{spec.get('height')}", seconds,
              f"{spec.get('fps')} fps", f"seed {spec.get('seed', '—')}", str(spec.get("preset", ""))]
     if spec.get("model_set") == "tiny":
         parts.append(TINY_LABEL.lower())
-    return " · ".join(parts)
+    return shown(" · ".join(parts))
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -7,18 +7,15 @@ remembered per file so reruns don't store it again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from app_pages.common import generator, plain, safe_file
 from backend.errors import UploadError
-from backend.media.uploads import StoredUpload, display_name
+from backend.media.uploads import display_name, store_lut
 
 log = logging.getLogger("studio.ui")
 
@@ -57,28 +54,6 @@ def lut() -> None:
                                 max_upload_size=LUT_LIMIT_MB, help="A 3D LUT applied after the grade.")
     _take(uploaded, "lut", store_lut)
     _show("lut")
-
-
-def store_lut(data: bytes, client_name: str, uploads: Path) -> StoredUpload:
-    """Check a .cube file by content and store the normalised copy ffmpeg will read (generated name)."""
-    from backend.media import luts
-
-    if not data:
-        raise UploadError("The file is empty (0 bytes).")
-    if len(data) > luts.MAX_FILE_BYTES:
-        raise UploadError(f"The LUT is {len(data) / 2**20:.0f} MB; the limit is {luts.MAX_FILE_BYTES // 2**20} MB.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UploadError("This is not a text .cube file.") from exc
-    cube = luts.parse_cube(text, name=display_name(client_name))  # LutError (a ValueError) names the line
-    folder = uploads / "luts"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:20]}.cube"
-    tmp = path.with_name(path.name + ".tmp")
-    luts.write_cube(cube, tmp)
-    os.replace(tmp, path)
-    return StoredUpload(path, "lut", display_name(client_name), f"{cube.size}×{cube.size}×{cube.size} LUT")
 
 
 def _take(uploaded: Any, kind: str, store: Callable[..., Any]) -> None:

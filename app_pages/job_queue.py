@@ -12,6 +12,7 @@ from app_pages.common import (
     generator,
     go,
     plain,
+    prompt_of,
     spec_summary,
     watch,
 )
@@ -41,7 +42,7 @@ def _draw_active() -> None:
         with st.container(border=True):
             cols = st.columns([6, 1, 1])
             with cols[0]:
-                st.text(job.spec.get("prompt", ""))
+                st.text(prompt_of(job.spec))
                 st.caption(plain(spec_summary(job.spec)))
                 if job.state == "running":
                     st.progress(min(1.0, max(0.0, job.fraction)),
@@ -71,7 +72,7 @@ def retryable_jobs() -> None:
         with st.container(border=True):
             cols = st.columns([6, 1, 1])
             with cols[0]:
-                st.text(job.spec.get("prompt", ""))
+                st.text(prompt_of(job.spec))
                 st.caption(plain(f"{job.state} · {fmt_when(job.finished or job.created)} · "
                                  f"{spec_summary(job.spec)}"))
                 if job.error:

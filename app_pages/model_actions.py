@@ -20,8 +20,9 @@ from backend.models.registry import MODELS, ModelRef
 log = logging.getLogger("studio.ui")
 
 
-def download_button(ref: ModelRef, col: DeltaGenerator, *, resume: bool) -> None:
-    label = "Build now" if ref.is_tiny else ("Resume download" if resume else "Download")
+def download_button(ref: ModelRef, col: DeltaGenerator, *, resume: bool, repair: bool = False) -> None:
+    """Download (or resume, or build a tiny model); ``repair``: fetch again what Verify found damaged."""
+    label = "Repair" if repair else "Build now" if ref.is_tiny else ("Resume download" if resume else "Download")
     if col.button(label, key=f"m_download_{ref.key}", icon=":material/download:"):
         with friendly_errors("start the download"):
             generator().downloads.start(ref)

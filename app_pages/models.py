@@ -69,6 +69,8 @@ def model_card(ref: ModelRef) -> None:
         if result:
             kind, text = result
             (st.error if kind == "error" else st.success)(plain(text))
+            if kind == "error" and info.ready and not busy and info.state != "linked":
+                actions.download_button(ref, st, resume=True, repair=True)  # download replaces damaged files
 
 
 def link_folder(ref: "ModelRef", root: Path) -> None:

@@ -11,6 +11,8 @@ import logging
 import os
 
 _done = False
+# ``log.error(..., extra={FILE_ONLY: True})``: for the log file only; the terminal already got one line.
+FILE_ONLY = "file_only"
 NO_PROGRESS_BARS = "HF_HUB_DISABLE_PROGRESS_BARS"
 
 

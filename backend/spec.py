@@ -227,9 +227,14 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
 
 
 def clean_text(name: str, text: Any, *, required: bool) -> str:
-    """Normalise a prompt; refuse control characters rather than silently dropping them."""
+    """Normalise a prompt; refuse control characters and text that is not valid Unicode (never dropped silently)."""
     if not isinstance(text, str):
         raise SpecError(name, f"The {name.replace('_', ' ')} must be text.")
+    try:
+        text.encode("utf-8")  # a lone surrogate: a byte the terminal's encoding could not decode
+    except UnicodeEncodeError as exc:
+        raise SpecError(name, f"The {name.replace('_', ' ')} is not valid UTF-8 text (character {exc.start + 1} "
+                              "could not be decoded); re-type it in a UTF-8 terminal or editor.") from None
     text = unicodedata.normalize("NFC", text).strip()
     if required and not text:
         raise SpecError(name, "Please describe the video: the prompt is empty.")

@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from backend.jobs.status import JobStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+TAKEOVER_S = 1.0  # how often a waiting process tries to take the worker over from one that left
 
 
 class CliError(Exception):
@@ -54,13 +55,26 @@ def follow_all(generator: "VideoGenerator", job_ids: list[str], *, as_json: bool
 
 
 def _follow(generator: "VideoGenerator", job_id: str, *, quiet: bool) -> "JobStatus":
-    """Wait for a job, drawing a one-line progress bar on stderr."""
+    """Wait for a job, drawing a one-line progress bar on stderr.
+
+    While another process runs the queue, this one tries now and then to take the worker over (the other
+    may leave); a job of ours that the departing worker could not hand back is resumed here, once.
+    """
     interactive = sys.stderr.isatty() and not quiet
     last_line = ""
+    next_takeover = time.monotonic() + TAKEOVER_S
+    resumed = False
     while True:
         status = generator.status(job_id)
+        if status.state == "interrupted" and not resumed and generator.has_worker:
+            resumed = generator.requeue(job_id)  # its worker died under it: carry on from its finished stages
+            continue
         if not status.is_active:
             break
+        if not generator.has_worker and time.monotonic() >= next_takeover:
+            next_takeover = time.monotonic() + TAKEOVER_S
+            if generator.start():
+                print("note: took over the queue from a studio process that stopped", file=sys.stderr)
         if interactive:
             line = progress_line(status)
             if line != last_line:

@@ -11,6 +11,8 @@ import argparse
 import json
 import logging
 import math
+import os
+import shutil
 import sys
 import tempfile
 from dataclasses import asdict
@@ -28,7 +30,6 @@ from backend.spec import ASPECT_POLICIES, ENCODERS, GRADES, INTERPOLATIONS, STAB
 from backend.stages.finish import FinishTarget, finish
 
 log = logging.getLogger(__name__)
-
 
 
 class UsageError(ValueError):
@@ -84,7 +85,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="libx264 (default), h264_nvenc (GPU, faster) or auto")
     parser.add_argument("--title", help="title embedded in the file (default: the output name)")
     parser.add_argument("--comment", help="comment embedded in the file (default: the settings as JSON)")
-    parser.add_argument("-y", "--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("-y", "--overwrite", action="store_true",
+                        help="replace OUT (or the .gif a fallback writes) if it exists; without it nothing that "
+                             "exists is replaced (a frames folder is never replaced: it gets a free name)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.set_defaults(run=run)
 
@@ -114,8 +117,8 @@ def _finish(args: argparse.Namespace) -> FinishRecord:
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise UsageError(f"--out must end in .mp4 (got {out.name!r}).")
-    if out.exists() and not args.overwrite:
-        raise UsageError(f"{out} already exists; pass --overwrite to replace it.")
+    if not args.overwrite:
+        _refuse_existing(out)
     if not Path(args.input).is_file():
         raise UsageError(f"input video {args.input} not found.")
     width, height = _size(args.size)
@@ -126,7 +129,8 @@ def _finish(args: argparse.Namespace) -> FinishRecord:
     source = VideoFileSource(Path(args.input))
     fps = args.fps if args.fps is not None else max(1, round(source.fps))
     if not 1 <= fps <= 240:
-        raise UsageError(f"--fps must be between 1 and 240 (got {fps}).")
+        said = f"got {fps}" if args.fps is not None else f"the input runs at {source.fps:g} fps; pass --fps"
+        raise UsageError(f"--fps must be between 1 and 240 ({said}).")
     frames = args.frames if args.frames is not None else max(1, round(len(source) / source.fps * fps))
     if frames < 1:
         raise UsageError(f"--frames must be positive (got {frames}).")
@@ -136,9 +140,69 @@ def _finish(args: argparse.Namespace) -> FinishRecord:
         "comment": args.comment if args.comment is not None else json.dumps(
             {"finish": asdict(options), "target": asdict(target), "source": Path(args.input).name}),
     }
-    with tempfile.TemporaryDirectory(prefix="finish-", dir=_temp_root()) as workdir:
-        return finish(source, target=target, options=options, workdir=Path(workdir), output_path=out,
-                      metadata=metadata, report=_console_progress() if not args.json else None)
+    # finish() publishes with a plain rename, which replaces what is there; so it publishes into a
+    # private folder beside OUT (same disk), and _deliver moves the result out without replacing
+    # anything that appeared meanwhile (unless --overwrite).
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.finishing-", dir=out.parent))
+    try:
+        with tempfile.TemporaryDirectory(prefix="finish-", dir=_temp_root()) as workdir:
+            result = finish(source, target=target, options=options, workdir=Path(workdir),
+                            output_path=staging / out.name, metadata=metadata,
+                            report=_console_progress() if not args.json else None)
+        result.path = str(_deliver(result.file, out.parent, overwrite=args.overwrite))
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _destinations(out: Path) -> list[Path]:
+    """Every name finish() may deliver for OUT: the MP4 (suffix normalised), the GIF, the frames folder."""
+    return [out, out.with_suffix(".mp4"), out.with_suffix(".gif"), out.with_name(f"{out.stem}_frames")]
+
+
+def _refuse_existing(out: Path) -> None:
+    """UsageError if anything finish() could write already exists, compared without case (h.MP4 vs h.mp4)."""
+    wanted = {path.name.casefold() for path in _destinations(out)}
+    try:
+        clash = sorted(entry.name for entry in out.parent.iterdir() if entry.name.casefold() in wanted)
+    except FileNotFoundError:
+        clash = []
+    clash += [path.name for path in _destinations(out) if path.exists() and path.name not in clash]
+    if clash:
+        found = out.parent / clash[0]
+        allow = "write beside it under a free name" if found.is_dir() else "replace it"
+        raise UsageError(f"{found} already exists (finishing {out.name} may write it); pass --overwrite to "
+                         f"{allow}, or choose another --out.")
+
+
+def _deliver(made: Path, folder: Path, *, overwrite: bool) -> Path:
+    """Move ``made`` (in the staging folder, same disk) into ``folder``; never replace without ``overwrite``.
+
+    A file is hard-linked into place, which fails if the name exists (in any case, on a case-insensitive
+    disk); a frames folder gets a free name rather than replacing one, as ``export.publish`` does.
+    """
+    final = folder / made.name
+    if made.is_dir():
+        number = 1
+        while final.exists():
+            final, number = folder / f"{made.name}-{number}", number + 1
+        os.rename(made, final)
+        return final
+    if overwrite:
+        os.replace(made, final)
+        return final
+    try:
+        os.link(made, final)
+    except FileExistsError:
+        raise FinishError(f"{final} appeared while finishing; it was left untouched and nothing was written. "
+                          f"Pass --overwrite to replace it, or choose another --out.") from None
+    except OSError:  # a file system without hard links: check, then rename (a far smaller window)
+        if final.exists() or any(e.name.casefold() == final.name.casefold() for e in folder.iterdir()):
+            raise FinishError(f"{final} appeared while finishing; it was left untouched and nothing was "
+                              f"written. Pass --overwrite to replace it, or choose another --out.") from None
+        os.rename(made, final)
+    return final  # the staging folder's own link goes with the folder
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend.cli.common import CliError, follow_all
-from backend.errors import SpecError, UploadError
+from backend.cli.common import EXIT_CANCELLED, CliError, follow_all
+from backend.errors import LutError, SpecError, UploadError
 from backend.spec import ENGINES, MODEL_SETS, MODES, PRESET_NAMES, JobSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         specs = (_specs_from_manifest(args.manifest, generator) if args.manifest
                  else [_spec_from_args(args, generator)])
-        job_ids = [generator.submit(spec) for spec in specs]  # all validated before anything runs
+        job_ids = generator.submit_all(specs)  # all validated first, then queued in one transaction
+    except KeyboardInterrupt:
+        generator.shutdown()
+        print("cancelled: nothing was queued", file=sys.stderr)
+        return EXIT_CANCELLED
     except BaseException:
         generator.shutdown()
         raise
@@ -88,24 +93,27 @@ def _specs_from_manifest(path: Path, generator: "VideoGenerator") -> list[JobSpe
                 spec = replace(spec, image=_stored_input(Path(spec.image), "image", generator))
             if spec.video:
                 spec = replace(spec, video=_stored_input(Path(spec.video), "video", generator))
+            if spec.finish.lut:  # a checked copy in uploads/: the job never reads the user's file again
+                lut = _stored_input(Path(spec.finish.lut), "lut", generator)
+                spec = replace(spec, finish=replace(spec.finish, lut=lut))
             specs.append(spec.validate())
-        except SpecError as exc:
+        except (SpecError, CliError) as exc:
             raise CliError(f"manifest item {index}: {exc}") from exc
     return specs
 
 
 def _stored_input(path: Path, kind: str, generator: "VideoGenerator") -> str:
     """Copy a user's file into uploads/ after checking its content, like the UI does."""
-    from backend.media.uploads import store_image, store_video
+    from backend.media.uploads import store_image, store_lut, store_video
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {kind} {path}: {exc.strerror}") from exc
-    store = store_image if kind == "image" else store_video
+    store = {"image": store_image, "video": store_video, "lut": store_lut}[kind]
     try:
         return str(store(data, path.name, generator.paths.uploads).path)
-    except UploadError as exc:
+    except (UploadError, LutError) as exc:
         raise CliError(f"{kind} {path}: {exc}") from exc
 
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from backend.cli.common import EXIT_OK, CliError, find_job, follow_all, job_summary
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.jobs.orchestrator import VideoGenerator
+    from backend.jobs.status import JobStatus
+
+NO_WORKER = "no studio process is running it any more"  # the message of a ``running`` row whose worker is gone
 
 
 def add_parser(sub: Any) -> None:
@@ -43,24 +51,45 @@ def run_cancel(args: argparse.Namespace) -> int:
 
     generator = VideoGenerator(start_worker=False)
     job_id = find_job(generator, args.job_id)
+    status = seen(generator, [generator.status(job_id)])[0]
+    if status.message == NO_WORKER:
+        raise CliError(f"job {job_id[:8]} was interrupted ({NO_WORKER}); there is nothing to cancel "
+                       f"(`resume {job_id[:8]}` carries on from its finished stages)")
     if not generator.cancel(job_id):
-        raise CliError(f"job {job_id[:8]} is not queued or running")
+        state = generator.status(job_id).state
+        raise CliError(f"job {job_id[:8]} is already {state}; there is nothing to cancel")
     print(f"cancel requested for {job_id[:8]}")
     return EXIT_OK
 
 
 def run_jobs(args: argparse.Namespace) -> int:
     from backend.jobs.orchestrator import VideoGenerator
+    from backend.jobs.rows import readable
 
     generator = VideoGenerator(start_worker=False)
-    jobs = generator.history(limit=args.limit)
-    if args.json:
-        print(json.dumps([job_summary(s) | {"prompt": s.spec.get("prompt")} for s in jobs], ensure_ascii=False))
+    jobs = seen(generator, generator.history(limit=args.limit))
+    if generator.store.read_only:
+        print(f"note: The job database {generator.store.path} is read-only: {generator.store.read_only}; "
+              "the history is shown, nothing can be changed", file=sys.stderr)
+    if args.json:  # readable(): text that is not valid Unicode (an old row) must not stop the output
+        print(json.dumps(readable([job_summary(s) | {"prompt": s.spec.get("prompt")} for s in jobs]),
+                         ensure_ascii=False, default=str))
         return EXIT_OK
     if not jobs:
         print("no jobs yet")
     for status in jobs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(status.created))
-        prompt = status.spec.get("prompt", "")
-        print(f"{status.id[:8]}  {when}  {status.state:<11} {prompt[:50]!r}  {status.output or status.error or ''}")
+        prompt = str(status.spec.get("prompt", ""))
+        print(readable(f"{status.id[:8]}  {when}  {status.state:<11} {prompt[:50]!r}  "
+                       f"{status.output or status.error or ''}"))
     return EXIT_OK
+
+
+def seen(generator: "VideoGenerator", jobs: list["JobStatus"]) -> list["JobStatus"]:
+    """The jobs as they really are: ``running`` with no worker alive (killed) shows as interrupted.
+
+    Only the view changes; the next worker to start marks them in the store.
+    """
+    if not any(s.state == "running" for s in jobs) or generator.has_worker or generator.store.worker_active():
+        return jobs
+    return [replace(s, state="interrupted", message=NO_WORKER) if s.state == "running" else s for s in jobs]

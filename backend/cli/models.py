@@ -2,7 +2,7 @@
 
     python -m backend models list [--json]
     python -m backend models download svd-xt
-    python -m backend models verify svd-xt
+    python -m backend models verify svd-xt [--checksums]   # sizes + headers; --checksums hashes all
     python -m backend models remove svd-xt
     python -m backend models link sdxl-base /data/sdxl-base-1.0   # use a folder you already have
 """
@@ -28,11 +28,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="presets with sizes, status, licence and VRAM needs",
                                   parents=[common])
     listing.add_argument("--json", action="store_true")
-    for name, text in (("download", "download a preset (resumes an interrupted download)"),
-                       ("verify", "check a preset's files on disk"),
-                       ("remove", "delete a preset's files (a linked folder is only unlinked)"),
-                       ("unlink", "stop using a folder a preset was pointed at")):
-        commands.add_parser(name, help=text, parents=[common]).add_argument("name")
+    checks = argparse.ArgumentParser(add_help=False)
+    checks.add_argument("--checksums", action="store_true",
+                        help="also hash every file against the checksum the Hub gave for it (reads all of it: "
+                             "minutes for a 20 GB model); without it only sizes, safetensors headers and JSON "
+                             "files are checked, which takes a moment")
+    for name, text, parents in (
+            ("download", "download a preset (resumes an interrupted download, repairs damaged files)",
+             [common, checks]),
+            ("verify", "check a preset's files on disk (sizes and headers; --checksums hashes them too)",
+             [common, checks]),
+            ("remove", "delete a preset's files (a linked folder is only unlinked)", [common]),
+            ("unlink", "stop using a folder a preset was pointed at", [common])):
+        commands.add_parser(name, help=text, description=text, parents=parents).add_argument("name")
     link = commands.add_parser("link", help="point a preset at a pipeline folder already on disk", parents=[common])
     link.add_argument("name")
     link.add_argument("folder", type=Path)
@@ -51,9 +59,9 @@ def run(args: argparse.Namespace, *, fetch: Callable[..., Any] | None = None) ->
             return _list(root, as_json=args.json)
         ref = find_model(args.name)
         if args.models_command == "download":
-            return _download(ref, root, fetch)
+            return _download(ref, root, fetch, checksums=args.checksums)
         if args.models_command == "verify":
-            return _verify(ref, root)
+            return _verify(ref, root, checksums=args.checksums)
         if args.models_command == "link":
             from backend.models.store import link
 
@@ -119,26 +127,35 @@ def _list(root: Path, *, as_json: bool) -> int:
     return 0
 
 
-def _download(ref: Any, root: Path, fetch: Callable[..., Any] | None) -> int:
+def _download(ref: Any, root: Path, fetch: Callable[..., Any] | None, *, checksums: bool = False) -> int:
     from backend.models.downloads import download
 
     bar = _TextBar(ref.key)
-    folder = download(ref, root, progress=bar, fetch=fetch)
-    bar.close()
+    try:
+        folder = download(ref, root, progress=bar, fetch=fetch, checksums=checksums)
+    finally:
+        bar.close()
     print(f"{ref.key} is ready in {folder}")
     return 0
 
 
-def _verify(ref: Any, root: Path) -> int:
-    from backend.models.store import verify
+def _verify(ref: Any, root: Path, *, checksums: bool = False) -> int:
+    from backend.models.store import local_overrides, verify
 
-    problems = verify(ref, root)
+    problems = verify(ref, root, checksums=checksums)
     if not problems:
-        print(f"{ref.key}: OK")
+        print(f"{ref.key}: OK" + ("" if checksums or ref.is_tiny else " (sizes and headers; --checksums to hash)"))
         return 0
     print(f"{ref.key}: {len(problems)} problem(s)", file=sys.stderr)
     for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
+    if ref.key in local_overrides(root) and not ref.is_tiny:
+        print(f"{ref.key} loads from a folder you linked, which is never changed here: repair its files, or "
+              f"`python -m backend models unlink {ref.key}` and download it.", file=sys.stderr)
+    else:
+        again = "rebuild it" if ref.is_tiny else "fetch the damaged or missing files again"
+        print(f"To {again}: python -m backend models download {ref.key}" + (" --checksums" if checksums else ""),
+              file=sys.stderr)
     return 1
 
 

@@ -1,17 +1,28 @@
-"""The SQLite file under the job store: its schema, connections in WAL mode, and what to do when damaged."""
+"""The SQLite file under the job store: its schema, connections in WAL mode, and what to do when damaged.
+
+Opening a database that is already set up writes nothing (so the history reads on a full disk or from a
+read-only folder); SQLite's own errors for a full disk and a read-only file become ``StoreFull`` and
+``StoreReadOnly``, which are ``StudioError``s (one sentence for the user) and still
+``sqlite3.OperationalError``s (so callers that retry a locked store keep working).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
+
+from backend.errors import DiskFull, StudioError
 
 log = logging.getLogger(__name__)
 
 WAL_SWITCH_RETRIES_S = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+NEARLY_FULL_BYTES = 64 * 2**20  # below this much free space, SQLite's "disk I/O error" means a full disk
 
 SCHEMA_VERSION = 1
 
@@ -51,24 +62,107 @@ CREATE TABLE IF NOT EXISTS timings (   -- measured seconds per unit of work, for
 """
 
 
+class StoreReadOnly(StudioError, sqlite3.OperationalError):
+    """The job database cannot be written (read-only file, folder or disk): the history can still be read."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"The job database {path} is read-only: {reason}. The history can be read, but no job "
+                         "can be queued or changed until its folder is writable (or STUDIO_HOME points elsewhere).")
+        self.path, self.reason = path, reason
+
+
+class StoreFull(DiskFull, sqlite3.OperationalError):
+    """A write to the job database failed because the disk (or the database's size limit) is full."""
+
+
 def create_schema(db: sqlite3.Connection) -> None:
     db.executescript(_SCHEMA)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+def is_current(db: sqlite3.Connection) -> bool:
+    """The schema is in place and the file is in WAL mode: opening it needs no write (both are read-only checks)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    return version >= SCHEMA_VERSION and db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+
+
+def set_up(db: sqlite3.Connection) -> None:
+    """Create the schema and switch to WAL (both are no-ops on a database already set up, but they write)."""
+    _use_wal(db)
+    create_schema(db)
+
+
 @contextmanager
-def connect(path: Path) -> Iterator[sqlite3.Connection]:
-    """A short-lived connection per operation: safe across threads, cheap with WAL."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> Iterator[sqlite3.Connection]:
+    """A short-lived connection per operation: safe across threads, cheap with WAL.
+
+    ``read_only`` opens with ``mode=ro`` (nothing can be written); ``immutable`` also skips the locks and the
+    WAL index, which is how a WAL database in a read-only folder (or on a full disk) can still be read.
+    SQLite's errors for a full disk and a read-only file come out as ``StoreFull`` and ``StoreReadOnly``.
+    """
     try:
-        _use_wal(db)
+        if read_only or immutable:
+            uri = Path(path).absolute().as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
+            db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        else:
+            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    except sqlite3.OperationalError as exc:
+        _raise_translated(exc, Path(path))
+    try:
+        db.text_factory = _text  # bytes that are not UTF-8 (written by another tool) must not break a query
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=30000")
         db.row_factory = sqlite3.Row
         yield db
+    except sqlite3.OperationalError as exc:
+        _raise_translated(exc, Path(path))
     finally:
         db.close()
+
+
+def _raise_translated(exc: sqlite3.OperationalError, path: Path) -> NoReturn:
+    translated = translate(exc, path)
+    if translated is exc:
+        raise exc
+    raise translated from exc
+
+
+def translate(exc: sqlite3.OperationalError, path: Path) -> sqlite3.OperationalError:
+    """SQLite's words for a full disk or a read-only database as our own error types; anything else unchanged."""
+    if isinstance(exc, StudioError):
+        return exc
+    text = str(exc)
+    if "database or disk is full" in text or ("disk I/O error" in text and _nearly_full(path)):
+        return StoreFull(f"the job database {path}: {text}")
+    if "readonly" in text or "read-only" in text:
+        return StoreReadOnly(path, text)
+    return exc
+
+
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` (a database file, maybe not created yet) cannot be written, or None if it can.
+
+    The folder counts too: SQLite keeps the WAL and its index beside the file. ``os.access`` answers for
+    a read-only mount even as root (root ignores the permission bits, and then so can SQLite).
+    """
+    folder = path.parent
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is not writable"
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"its folder {folder} is not writable"
+    return None
+
+
+def _nearly_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def _use_wal(db: sqlite3.Connection) -> None:
@@ -90,12 +184,32 @@ def _use_wal(db: sqlite3.Connection) -> None:
 
 
 def move_aside(path: Path, exc: Exception) -> Path:
-    """Keep a damaged database for inspection and start an empty one (the studio must start)."""
-    target = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    """Keep a damaged database for inspection and start an empty one (the studio must start).
+
+    The copy gets a name no earlier copy has (a counter after the time, reserved with O_EXCL, so two
+    damages within a second, or two processes at once, never overwrite one); its -wal and -shm files
+    go with it under the same name, so SQLite opens them together.
+    """
+    target = _reserve(path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}"))
     for suffix in ("", "-wal", "-shm"):
         source = Path(f"{path}{suffix}")
         if source.exists():
-            source.replace(Path(f"{target}{suffix}"))
+            source.replace(Path(f"{target}{suffix}"))  # over our own empty reservation, for the main file
     log.error("the job database %s could not be read (%s); moved it to %s and started an empty one",
               path, exc, target)
     return target
+
+
+def _reserve(base: Path) -> Path:
+    """The first of ``base``, ``base-2``, ``base-3``... not yet used by a file or its companions, created empty."""
+    number = 1
+    while True:
+        candidate = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        number += 1
+        if any(Path(f"{candidate}{suffix}").exists() for suffix in ("-wal", "-shm")):
+            continue
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        return candidate

@@ -26,13 +26,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from backend.errors import DISK_FULL_ADVICE, DiskFull, JobCancelled, StudioError
+from backend.errors import DiskFull, StudioError
 from backend.jobs import housekeeping
 from backend.jobs.admission import admit
+from backend.jobs.database import StoreReadOnly
 from backend.jobs.eta import Calibration, EtaEstimator
+from backend.jobs.failures import as_disk_full, classify_failure
 from backend.jobs.runner import JobHooks, JobOutcome, JobRunner
 from backend.jobs.status import JobStatus, LiveProgress
-from backend.jobs.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRow, JobStore
+from backend.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, JobRow, JobStore
+from backend.library_logging import FILE_ONLY
 from backend.media.safe_files import unlink_inside
 from backend.memory import HardwareProfile, MemoryManager, detect_hardware
 from backend.models.download_manager import DownloadManager
@@ -61,6 +64,8 @@ class VideoGenerator:
         self._wake = threading.Condition(self._lock)
         self._live: dict[str, LiveProgress] = {}
         self._finished_logs: dict[str, tuple[str, ...]] = {}  # log lines of jobs this process ran
+        self._ended: dict[str, tuple[str, str | None]] = {}  # jobs whose end the store could not record
+        self._submitted: set[str] = set()  # jobs this process queued (its own; others' are handed over)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._lock_file: Any = None
@@ -91,10 +96,16 @@ class VideoGenerator:
         return self._worker is not None and self._worker.is_alive()
 
     def shutdown(self, wait: bool = True, timeout: float = 60.0) -> None:
-        """Stop the worker: the running job (if any) is cancelled, queued jobs stay queued."""
+        """Stop the worker; queued jobs stay queued for whoever runs the worker next.
+
+        A running job this process submitted is cancelled (its owner is leaving); one another process
+        submitted is handed over: it goes back to the queue, keeping its finished stages, and the next
+        worker (the waiting process takes over) resumes it.
+        """
         self._stop.set()
         with self._lock:
-            for live in self._live.values():
+            for job_id, live in self._live.items():
+                live.handover = job_id not in self._submitted
                 live.cancel.set()
             self._wake.notify_all()
         if self._worker is not None and wait:
@@ -123,30 +134,44 @@ class VideoGenerator:
             log.warning("housekeeping failed (will try again after the next job): %s", exc)
 
     def _acquire_worker_lock(self) -> bool:
-        self.paths.state.mkdir(parents=True, exist_ok=True)
-        handle = open(self.paths.state / "worker.lock", "a+")
+        if self.store.read_only:  # a worker must write: say so now, in one sentence, not at the first job
+            raise StoreReadOnly(self.store.path, self.store.read_only)
+        try:
+            self.paths.state.mkdir(parents=True, exist_ok=True)
+            handle = open(self.paths.state / "worker.lock", "a+")
+        except OSError as exc:
+            raise _unwritable(self.paths.state, exc) from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
             return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+        except OSError as exc:
+            handle.close()
+            raise _unwritable(self.paths.state, exc) from exc
         self._lock_file = handle
         return True
 
     # --- public API ---------------------------------------------------------------------
     def submit(self, spec: JobSpec) -> str:
         """Validate and queue a job; raises SpecError with a user-facing message if the spec is invalid."""
-        spec = admit(spec)
-        job_id = uuid.uuid4().hex
-        self.store.add(job_id, spec.to_dict())
-        log.info("queued job %s: %r", job_id, spec.prompt[:80])
+        return self.submit_all([spec])[0]
+
+    def submit_all(self, specs: list[JobSpec]) -> list[str]:
+        """Validate every spec, then queue them all in one transaction: all or none (a batch, Ctrl-C)."""
+        admitted = [admit(spec) for spec in specs]
+        jobs = [(uuid.uuid4().hex, spec.to_dict()) for spec in admitted]
+        self.store.add_all(jobs)
         with self._lock:
+            self._submitted.update(job_id for job_id, _ in jobs)
             self._wake.notify_all()
-        return job_id
+        log.info("queued %d job(s): %s", len(jobs), ", ".join(job_id[:8] for job_id, _ in jobs[:5]))
+        return [job_id for job_id, _ in jobs]
 
     def status(self, job_id: str) -> JobStatus:
         row = self.store.get(job_id)
@@ -177,6 +202,7 @@ class VideoGenerator:
         ok = self.store.requeue(job_id)
         if ok:
             with self._lock:
+                self._ended.pop(job_id, None)
                 self._wake.notify_all()
         return ok
 
@@ -239,24 +265,37 @@ class VideoGenerator:
         live = LiveProgress()
         with self._lock:
             self._live[job_id] = live
+            self._ended.pop(job_id, None)
         error: str | None = None
         state = FAILED
         outcome: JobOutcome | None = None
         spec: JobSpec | None = None
+        failure: BaseException | None = None
         try:
             spec = JobSpec.from_dict(row.spec)  # inside the try: a spec the store can't give back fails the job
             outcome = self._execute(job_id, spec, live)
             state = DONE
         except Exception as exc:  # noqa: BLE001 - every failure must end the job, not the worker
-            state, error = classify_failure(exc)
+            failure = as_disk_full(exc, self.paths.root) or exc
+            state, error = classify_failure(failure)
             if state == FAILED:
-                log.exception("job %s failed", job_id)
+                log.error("job %s failed: %s", job_id, error, exc_info=exc, extra={FILE_ONLY: True})
             else:
-                log.info("job %s cancelled", job_id)
+                log.info("job %s %s", job_id, "handed over" if live.handover else "cancelled")
         finally:
             self.memory.after_job()  # cancelled or failed: the GPU memory of the attempt goes back too
+        if state == CANCELLED and live.handover:
+            state, error = INTERRUPTED, "handed over: the studio process running it stopped"
+        elif isinstance(failure, DiskFull):
+            self._runner().discard_scratch(job_id)  # give the disk back (the store may need it to say so)
         try:
             self._record_end(job_id, live, state, error, outcome)
+            if live.handover:
+                self.store.requeue(job_id)  # finished stages are kept: the next worker resumes it
+        except Exception:
+            with self._lock:  # the store cannot say how it ended (disk full): this process still knows
+                self._ended[job_id] = (state, error)
+            raise
         finally:
             with self._lock:
                 live.add_log(f"{state}{': ' + error if error else ''}")
@@ -337,6 +376,9 @@ class VideoGenerator:
         )
         with self._lock:
             live = self._live.get(row.id)
+            ended = self._ended.get(row.id)
+            if ended is not None and row.state == RUNNING:  # this process ended it; the store could not say
+                status = replace(status, state=ended[0], error=ended[1])
             if live is not None and row.state == RUNNING:
                 return replace(status, stage=live.stage, fraction=live.fraction, message=live.message,
                                step=live.step, total_steps=live.total, eta_seconds=live.eta,
@@ -345,28 +387,9 @@ class VideoGenerator:
         return replace(status, log=logs) if logs else status
 
 
-def classify_failure(exc: BaseException) -> tuple[str, str | None]:
-    """Job state and a message a user can act on (details go to the log, never to the page)."""
-    if isinstance(exc, JobCancelled):
-        return CANCELLED, None
-    if not isinstance(exc, DiskFull) and _disk_full(exc):
-        return FAILED, DISK_FULL_ADVICE
-    if isinstance(exc, (StudioError, ValueError, OSError)):
-        return FAILED, str(exc) or type(exc).__name__
-    return FAILED, f"Unexpected error ({type(exc).__name__}: {exc}). Details are in the studio log."
-
-
-def _disk_full(exc: BaseException) -> bool:
-    """ENOSPC anywhere in the exception chain (PIL and SQLite report a full disk in their own types)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, DiskFull):
-            return True
-        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
-            return True
-        if isinstance(current, sqlite3.OperationalError) and "disk is full" in str(current):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+def _unwritable(folder: Path, exc: OSError) -> StudioError:
+    """The studio's state folder cannot be written: a full disk, or a read-only folder or disk."""
+    if exc.errno == errno.ENOSPC:
+        return DiskFull(f"{folder}: {exc.strerror}")
+    return StudioError(f"The studio cannot write to {folder} ({exc.strerror or exc}): make the folder writable, "
+                       "or point STUDIO_HOME at one that is.")

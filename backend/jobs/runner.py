@@ -14,12 +14,14 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
 from PIL import Image
 
 from backend.errors import JobCancelled
+from backend.faults import kill_point
 from backend.jobs import checkpoints
 from backend.jobs.outputs import compact_comment, output_stem, save_previews, software_versions, write_sidecar
 from backend.jobs.store import JobStore
@@ -74,6 +76,7 @@ class _Run:
     record: JobRecord
     kept: dict[str, StageRecord]  # stage -> its record from the previous run, artifacts intact
     hooks: JobHooks
+    submitted: datetime  # when the job was queued: names its video, so a resumed run replaces, not adds
 
 
 class JobRunner:
@@ -92,7 +95,9 @@ class JobRunner:
         checkpoints.discard_changed_artifacts(workdir, self.store.stages(job_id))
         checkpoints.discard_broken_artifacts(workdir)
         kept = self.kept_stages(job_id)  # after the clean-up: only what will really be reused
-        job = _Run(job_id, spec, workdir, self._new_record(job_id, spec, kept), kept, hooks)
+        row = self.store.get(job_id)
+        submitted = datetime.fromtimestamp(row.created) if row is not None else datetime.now()
+        job = _Run(job_id, spec, workdir, self._new_record(job_id, spec, kept), kept, hooks, submitted)
         if hooks.cancel.is_set():
             raise JobCancelled("cancelled before it started")
         try:
@@ -143,8 +148,9 @@ class JobRunner:
 
         # 6. Finish: one ffmpeg graph to the delivered file, verified, then moved into outputs/.
         started, ctx = time.monotonic(), self._context(job, "finish")
-        stem = output_stem(spec.prompt, job.job_id)
+        stem = output_stem(spec.prompt, job.job_id, job.submitted)  # the same name on every run of this job
         finished = finish.run(ctx, self._finish_inputs(ctx, assembled.clip, spec, record, stem, prefix))
+        kill_point("after-publish")
         finished.stem = stem
         self._finish_stage(job, ctx, started, finished)
 
@@ -201,7 +207,10 @@ class JobRunner:
         job.record.stages.set(ctx.stage, stage_record)
         self.store.checkpoint(job.job_id, ctx.stage, stage_record,
                               checkpoints.artifact_sizes(artifacts, job.workdir), job.record)
-        ctx.check_cancelled()  # a cancel between stages takes effect here, with this stage saved
+        if ctx.stage != "finish":
+            ctx.check_cancelled()  # a cancel between stages takes effect here, with this stage saved
+        elif job.hooks.cancel.is_set():  # too late: the video is in outputs/ and gets its record
+            ctx.log("the cancel came after the video was finished; it is kept")
 
     # --- resume -------------------------------------------------------------------------------
     def kept_stages(self, job_id: str) -> dict[str, StageRecord]:
@@ -232,6 +241,12 @@ class JobRunner:
         log.info("job %s: its video %s was already delivered; completing the record", job_id, finished.file.name)
         keyframe_paths = checkpoints.keyframe_files(self.paths.job_workdir(job_id))
         return self._deliver(job_id, row.record, finished, keyframe_paths)
+
+    def discard_scratch(self, job_id: str) -> None:
+        """Free what a failed run wrote that a resume does not reuse (partial files, encode attempts)."""
+        workdir = self.paths.job_workdir(job_id)
+        checkpoints.discard_partials(workdir)
+        shutil.rmtree(workdir / "finish", ignore_errors=True)
 
     def discard_workdir(self, job_id: str) -> None:
         """Remove a finished job's work folder (called once the store records the job as done)."""

@@ -67,6 +67,7 @@ class LiveProgress:
     previews: list[str] = field(default_factory=list)
     log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     last_store_write: float = 0.0
+    handover: bool = False  # stopped because this process leaves: the job goes back to the queue, not cancelled
 
     def add_log(self, line: str) -> None:
         self.log.append(f"{time.strftime('%H:%M:%S')} {line}")

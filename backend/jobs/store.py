@@ -6,95 +6,157 @@ transaction, so a process killed mid-write leaves either the old or the new row,
 one (WAL + ``synchronous=NORMAL`` is durable against a crashed process; a power cut may lose the
 last commits, never consistency). A stage checkpoint and the job record it belongs to are written
 in the same transaction (``checkpoint``).
+
+Opening a database that is set up writes nothing. One that cannot be written (read-only file, folder
+or disk) is opened read-only: the history reads, and every write raises ``StoreReadOnly``. A write on a
+full disk raises ``StoreFull`` (a ``DiskFull``); reads then still work. Rows are decoded in ``rows.py``,
+which never fails on a bad row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-from backend.jobs.database import connect, create_schema, move_aside
-from backend.record import JobRecord, StageRecord, stage_record_from_dict
-from backend.spec import upgrade_spec_dict
+from backend.jobs.database import (
+    SCHEMA_VERSION,
+    StoreFull,
+    StoreReadOnly,
+    connect,
+    is_current,
+    move_aside,
+    set_up,
+    unwritable,
+)
+from backend.jobs.rows import CHECKPOINT_ARTIFACTS, JobRow, StageCheckpoint, readable, to_checkpoint, to_row
+from backend.record import JobRecord, StageRecord
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_ARTIFACTS = "artifacts"
+__all__ = ["CHECKPOINT_ARTIFACTS", "JobRow", "JobStore", "StageCheckpoint", "StoreFull", "StoreReadOnly"]
+WORKER_LOCK = "worker.lock"  # beside the database; the worker holds an flock on it (see the orchestrator)
+T = TypeVar("T")
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = (
     "queued", "running", "done", "failed", "cancelled", "interrupted",
 )
 FINISHED_STATES = (DONE, FAILED, CANCELLED, INTERRUPTED)
-
-
-@dataclass(frozen=True)
-class JobRow:
-    id: str
-    seq: int
-    state: str
-    spec: dict[str, Any]  # JobSpec.to_dict() as submitted (specs of earlier releases upgraded on read)
-    record: JobRecord | None  # None until the job's first stage is checkpointed
-    stage: str
-    fraction: float
-    message: str
-    error: str | None
-    output: str | None
-    sidecar: str | None
-    cancel_requested: bool
-    created: float
-    started: float | None
-    finished: float | None
-
-
-@dataclass(frozen=True)
-class StageCheckpoint:
-    """A finished stage of one run: its record and the size of each artifact it left in the work folder."""
-
-    stage: str
-    state: str  # "done"
-    seconds: float | None
-    record: StageRecord
-    artifacts: dict[str, int]  # path relative to the work folder -> size in bytes
+ALREADY = "already "  # request_cancel's answer for a job that had ended: "already cancelled", "already done"...
 
 
 class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovered_from: Path | None = None  # where an unreadable database was moved aside
+        self.read_only: str | None = None  # why the database cannot be written (it is then opened read-only)
+        self._immutable = False  # read without the WAL index (a read-only folder has none to offer)
         try:
-            self._create()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreReadOnly(self.path, f"its folder cannot be created ({exc.strerror or exc})") from exc
+        self.read_only = unwritable(self.path)
+        if self.read_only:
+            self._open_read_only()
+            return
+        try:
+            self._open()
+        except StoreReadOnly as exc:  # SQLite found it read-only where the permissions did not say so
+            self.read_only = exc.reason
+            self._open_read_only()
+        except StoreFull:
+            self._open_full()
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
-                raise  # locked or disk full: the file may be fine, never move it aside for that
+                raise  # locked: the file may be fine, never move it aside for that
             self.recovered_from = move_aside(self.path, exc)
-            self._create()
+            self._open()
 
-    def _create(self) -> None:
-        with self._connect() as db:
-            # quick_check finds damaged pages now, not as an error on every later query (ms on a small file).
-            damage = [r[0] for r in db.execute("PRAGMA quick_check").fetchall() if r[0] != "ok"]
-            if damage:
-                raise sqlite3.DatabaseError(f"the database is damaged: {'; '.join(damage[:3])}")
-            create_schema(db)
+    def _open(self) -> None:
+        with connect(self.path) as db:
+            _check_damage(db)
+            if not is_current(db):  # a new or older database: the only open that writes
+                set_up(db)
+
+    def _open_read_only(self) -> None:
+        last: Exception | None = None
+        for immutable in (False, True):  # mode=ro needs the WAL index; without one, read the file as it is
+            try:
+                with connect(self.path, read_only=True, immutable=immutable) as db:
+                    _check_damage(db)
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                last = exc
+                continue
+            except sqlite3.DatabaseError as exc:
+                raise StoreReadOnly(self.path, f"{self.read_only}, and it is damaged ({exc})") from exc
+            if version < SCHEMA_VERSION:
+                raise StoreReadOnly(self.path, f"{self.read_only}, and it was never set up")
+            self._immutable = immutable
+            log.info("the job database %s is read-only (%s): the history can be read, nothing can be queued",
+                     self.path, self.read_only)
+            return
+        raise StoreReadOnly(self.path, f"{self.read_only}, and it cannot be read either ({last})") from last
+
+    def _open_full(self) -> None:
+        """The disk is full: a database that is set up can still be read (writes raise ``StoreFull``)."""
+        with connect(self.path, read_only=True, immutable=True) as db:
+            _check_damage(db)
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                raise StoreFull(f"the job database {self.path} cannot be set up")
+        log.info("the disk holding the job database %s is full: the history can be read, nothing written",
+                 self.path)
 
     def _connect(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
+        """A connection for a write (a read-only store refuses it at once)."""
+        if self.read_only:
+            raise StoreReadOnly(self.path, self.read_only)
         return connect(self.path)
+
+    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only ``query``; on a full disk (no room for the WAL index) read the file as it is."""
+        try:
+            with connect(self.path, read_only=bool(self.read_only), immutable=self._immutable) as db:
+                return query(db)
+        except StoreFull:
+            with connect(self.path, read_only=True, immutable=True) as db:
+                return query(db)
+
+    def worker_active(self) -> bool:
+        """Whether a studio process holds the worker lock, i.e. a ``running`` job is really running.
+
+        Tries the lock without waiting and lets go at once; never creates the lock file (read-only folders).
+        """
+        try:
+            handle = open(self.path.parent / WORKER_LOCK, "rb")
+        except OSError:
+            return False  # no worker ever ran here (or none can): nothing is running
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
 
     # --- jobs -----------------------------------------------------------------------
     def add(self, job_id: str, spec: dict[str, Any]) -> None:
+        self.add_all([(job_id, spec)])
+
+    def add_all(self, jobs: list[tuple[str, dict[str, Any]]]) -> None:
+        """Queue jobs in one transaction, in order: all of them, or (interrupted, failed) none."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-            db.execute(
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()[0]
+            now = time.time()
+            db.executemany(
                 "INSERT INTO jobs (id, seq, state, spec, created) VALUES (?, ?, ?, ?, ?)",
-                (job_id, seq, QUEUED, json.dumps(spec), time.time()),
+                [(job_id, seq + i, QUEUED, json.dumps(spec), now) for i, (job_id, spec) in enumerate(jobs, 1)],
             )
             db.execute("COMMIT")
 
@@ -116,9 +178,8 @@ class JobStore:
         return self.get(row["id"])
 
     def get(self, job_id: str) -> JobRow | None:
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _to_row(row) if row else None
+        row = self._read(lambda db: db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+        return to_row(row) if row else None
 
     def list(self, *, states: tuple[str, ...] | None = None, limit: int = 200) -> list[JobRow]:
         query = "SELECT * FROM jobs"
@@ -128,15 +189,14 @@ class JobStore:
             args.extend(states)
         query += " ORDER BY seq DESC LIMIT ?"
         args.append(limit)
-        with self._connect() as db:
-            return [_to_row(r) for r in db.execute(query, args).fetchall()]
+        return [to_row(r) for r in self._read(lambda db: db.execute(query, args).fetchall())]
 
     def progress(self, job_id: str, stage: str, fraction: float, message: str) -> bool:
         """Store progress; returns whether a cancel was requested (so the worker can react)."""
         with self._connect() as db:
             db.execute(
                 "UPDATE jobs SET stage = ?, fraction = ?, message = ? WHERE id = ?",
-                (stage, fraction, message, job_id),
+                (readable(stage), fraction, readable(message), job_id),
             )
             row = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
@@ -159,14 +219,17 @@ class JobStore:
                 " record = COALESCE(?, record), finished = ?, fraction = CASE WHEN ? = 'done' THEN 1 ELSE fraction END,"
                 " stage = COALESCE(?, stage), message = COALESCE(?, message)"
                 " WHERE id = ?",
-                (state, error, output, sidecar, _record_json(record) if record is not None else None,
-                 time.time(), state, stage, message, job_id),
+                (state, readable(error), readable(output), readable(sidecar),
+                 _record_json(record) if record is not None else None, time.time(), state, readable(stage),
+                 readable(message), job_id),
             )
 
     def request_cancel(self, job_id: str) -> str | None:
         """Cancel: a queued job is cancelled at once; a running one is flagged for its worker.
 
-        Returns the job's state after the call, or None if there is no such job.
+        Returns CANCELLED (a queued job, cancelled now), RUNNING (flagged for its worker), ``"already <state>"``
+        for a job that had ended before (nothing changes, and it reads as neither of those), or None if there
+        is no such job.
         """
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -181,6 +244,8 @@ class JobStore:
                 state = CANCELLED
             elif state == RUNNING:
                 db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            else:
+                state = f"{ALREADY}{state}"
             db.execute("COMMIT")
         return state
 
@@ -220,18 +285,11 @@ class JobStore:
         return ids
 
     def count(self) -> int:
-        with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+        return int(self._read(lambda db: db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]))
 
     def integrity_problems(self) -> list[str]:
         """SQLite's own consistency check plus JSON columns that do not parse; [] when all is well."""
-        with self._connect() as db:
-            problems = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
-            for row in db.execute("SELECT id, spec, record FROM jobs").fetchall():
-                problems += _bad_json(f"job {row['id']}", row["spec"], row["record"])
-            for row in db.execute("SELECT job_id, name, checkpoint FROM stages").fetchall():
-                problems += _bad_json(f"stage {row['job_id']}/{row['name']}", row["checkpoint"])
-        return problems
+        return self._read(_integrity_problems)
 
     def mark_interrupted(self) -> list[str]:
         """Jobs left 'running' by a crashed or killed process become 'interrupted'."""
@@ -256,9 +314,10 @@ class JobStore:
             db.execute("COMMIT")
 
     def stages(self, job_id: str) -> dict[str, StageCheckpoint]:
-        with self._connect() as db:
-            rows = db.execute("SELECT * FROM stages WHERE job_id = ?", (job_id,)).fetchall()
-        return {r["name"]: _to_checkpoint(r) for r in rows}
+        """The job's readable stage checkpoints (one that cannot be read is left out: that stage runs again)."""
+        rows = self._read(lambda db: db.execute("SELECT * FROM stages WHERE job_id = ?", (job_id,)).fetchall())
+        checkpoints = {r["name"]: to_checkpoint(r) for r in rows}
+        return {name: checkpoint for name, checkpoint in checkpoints.items() if checkpoint is not None}
 
     def clear_stages(self, job_id: str) -> None:
         with self._connect() as db:
@@ -277,8 +336,7 @@ class JobStore:
             )
 
     def timing(self, key: str) -> float | None:
-        with self._connect() as db:
-            row = db.execute("SELECT seconds_per_unit FROM timings WHERE key = ?", (key,)).fetchone()
+        row = self._read(lambda db: db.execute("SELECT seconds_per_unit FROM timings WHERE key = ?", (key,)).fetchone())
         return float(row[0]) if row else None
 
 
@@ -294,26 +352,8 @@ def _upsert_stage(db: sqlite3.Connection, job_id: str, name: str, record: StageR
     )
 
 
-def _to_checkpoint(row: sqlite3.Row) -> StageCheckpoint:
-    stored = json.loads(row["checkpoint"] or "{}")
-    artifacts = stored.pop(CHECKPOINT_ARTIFACTS, None) if isinstance(stored, dict) else None
-    return StageCheckpoint(row["name"], row["state"], row["seconds"], stage_record_from_dict(row["name"], stored),
-                           artifacts if isinstance(artifacts, dict) else {})
-
-
 def _record_json(record: JobRecord) -> str:
     return json.dumps(record.to_dict(), default=str)
-
-
-def _record_from_json(text: str | None) -> JobRecord | None:
-    data = json.loads(text or "{}")
-    if not data:
-        return None
-    try:
-        return JobRecord.from_dict(data)
-    except (TypeError, ValueError, KeyError) as exc:  # a row of the wrong shape must not break the history
-        log.warning("a stored job record could not be read (%s); showing the job without it", exc)
-        return None
 
 
 def _bad_json(where: str, *texts: str) -> list[str]:
@@ -326,11 +366,17 @@ def _bad_json(where: str, *texts: str) -> list[str]:
     return problems
 
 
-def _to_row(row: sqlite3.Row) -> JobRow:
-    return JobRow(
-        id=row["id"], seq=row["seq"], state=row["state"], spec=upgrade_spec_dict(json.loads(row["spec"])),
-        record=_record_from_json(row["record"]), stage=row["stage"], fraction=row["fraction"],
-        message=row["message"], error=row["error"], output=row["output"], sidecar=row["sidecar"],
-        cancel_requested=bool(row["cancel_requested"]), created=row["created"], started=row["started"],
-        finished=row["finished"],
-    )
+def _check_damage(db: sqlite3.Connection) -> None:
+    # quick_check finds damaged pages now, not as an error on every later query (ms on a small file).
+    damage = [r[0] for r in db.execute("PRAGMA quick_check").fetchall() if r[0] != "ok"]
+    if damage:
+        raise sqlite3.DatabaseError(f"the database is damaged: {'; '.join(damage[:3])}")
+
+
+def _integrity_problems(db: sqlite3.Connection) -> list[str]:
+    problems = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
+    for row in db.execute("SELECT id, spec, record FROM jobs").fetchall():
+        problems += _bad_json(f"job {row['id']}", row["spec"], row["record"])
+    for row in db.execute("SELECT job_id, name, checkpoint FROM stages").fetchall():
+        problems += _bad_json(f"stage {row['job_id']}/{row['name']}", row["checkpoint"])
+    return problems

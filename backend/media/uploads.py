@@ -175,3 +175,25 @@ def load_image(path: Path) -> Image.Image:
     except OSError as exc:
         raise UploadError(f"The input image is missing ({exc.strerror}); upload it again.") from exc
     return open_checked_image(data).convert("RGB")
+
+
+def store_lut(data: bytes, client_name: str, uploads: Path) -> StoredUpload:
+    """Check a .cube file by content and store the normalised copy ffmpeg will read (generated name)."""
+    from backend.media import luts
+
+    if not data:
+        raise UploadError("The file is empty (0 bytes).")
+    if len(data) > luts.MAX_FILE_BYTES:
+        raise UploadError(f"The LUT is {len(data) / 2**20:.0f} MB; the limit is {luts.MAX_FILE_BYTES // 2**20} MB.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UploadError("This is not a text .cube file.") from exc
+    cube = luts.parse_cube(text, name=display_name(client_name))  # LutError (a ValueError) names the line
+    folder = uploads / "luts"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:20]}.cube"
+    tmp = path.with_name(path.name + ".tmp")
+    luts.write_cube(cube, tmp)
+    os.replace(tmp, path)
+    return StoredUpload(path, "lut", display_name(client_name), f"{cube.size}×{cube.size}×{cube.size} LUT")

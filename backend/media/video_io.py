@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +18,7 @@ from backend.errors import ToolMissing, VideoProbeError
 log = logging.getLogger(__name__)
 
 FFMPEG_CHECK_S = 30
+_DAMAGED = "ffmpeg could not decode the video: the file is damaged or uses an unsupported codec."
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,6 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-_STREAM = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
-_FPS = re.compile(r"([\d.]+) fps")
 
 
 def check_ffmpeg() -> str:
@@ -64,37 +64,23 @@ def check_ffmpeg() -> str:
 
 
 def probe_video(path: Path) -> VideoInfo:
-    """Frame count, fps, size and codec of ``path``; VideoProbeError if it has no readable video."""
+    """Frame count, fps, size and codec of ``path``; VideoProbeError if it has no readable video.
+
+    Decodes the whole stream (so a damaged file is noticed); the frame rate comes from the packet
+    timestamps, exactly as in ``probe_video_fast``.
+    """
     import imageio_ffmpeg
 
     path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise VideoProbeError("The video file is empty or missing.")
-    header = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True, text=True, errors="replace", timeout=60,
-    ).stderr
-    stream = _STREAM.search(header)
-    if stream is None:
-        raise VideoProbeError("The file has no video stream that ffmpeg can read.")
-    fps_match = _FPS.search(header[stream.start():])
+    listing = _packet_listing(path)
     try:
         frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (RuntimeError, OSError) as exc:
         log.info("decoding %s failed: %s", path, exc)  # the full ffmpeg banner is for the log, not the user
-        raise VideoProbeError("ffmpeg could not decode the video: the file is damaged or uses an"
-                              " unsupported codec.") from exc
+        raise VideoProbeError(_DAMAGED) from exc
     if frames <= 0:
         raise VideoProbeError("The video has no frames.")
-    return VideoInfo(
-        frames=frames,
-        fps=float(fps_match.group(1)) if fps_match else 0.0,
-        width=int(stream.group(2)),
-        height=int(stream.group(3)),
-        codec=stream.group(1),
-        duration=float(seconds),
-        comment=read_metadata(path).get("comment", ""),
-    )
+    return listing.info(frames, fallback_seconds=float(seconds), comment=read_metadata(path).get("comment", ""))
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -142,40 +128,108 @@ def last_frames(path: Path, count: int) -> list[np.ndarray]:
     return list(kept)
 
 
-_ANY_STREAM = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{1,5})x(\d{1,5})")
-_PACKETS = re.compile(r"^frame=(\d+)\s*$", re.MULTILINE)
-
-
 def probe_video_fast(path: Path) -> VideoInfo:
     """Like ``probe_video`` but counts packets instead of decoding: seconds saved on long 1080p files.
 
-    The stream is copied to the null muxer, so the count is of coded frames in the container (one
-    per frame for H.264/MPEG-4/GIF). Used to verify freshly written outputs, where decoding the
-    whole file again would cost a large share of the encode time.
+    The stream is copied, not decoded, so the count is of coded frames in the container (one per
+    frame for H.264/MPEG-4/GIF). Used to verify freshly written outputs, where decoding the whole
+    file again would cost a large share of the encode time.
     """
-    path = Path(path)
+    listing = _packet_listing(Path(path))
+    if not listing.packets:
+        raise VideoProbeError("The video has no frames.")
+    return listing.info(len(listing.packets), comment=read_metadata(path).get("comment", ""))
+
+
+# --- the frame rate, from packet timestamps ---------------------------------------------------------
+#
+# ffmpeg's banner prints rates for people ("29.97 fps" for 30000/1001, "1k fps" for 1000), so the
+# rate is measured instead: the video stream is copied (not decoded) into the framecrc muxer, which
+# lists every packet's pts and duration in the stream's time base. ``frames / (end - start)`` is
+# exact for constant-rate MP4/MOV/AVI; containers that round timestamps (Matroska: milliseconds)
+# give a close value, which is snapped to the banner's rate when that is within 0.5 %.
+
+_STREAM_LINE = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{1,5})x(\d{1,5}).*")
+_BANNER_FPS = re.compile(r",\s*(\d+(?:\.\d+)?)(k?) fps\b")
+_TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)\s*$", re.MULTILINE)
+_SNAP_TOLERANCE = 0.005
+
+
+@dataclass(frozen=True)
+class _Listing:
+    codec: str
+    width: int
+    height: int
+    packets: tuple[tuple[int, int], ...]  # (pts, duration) in ``time_base`` units, in file order
+    time_base: Fraction
+    banner_fps: float  # what the banner says (0.0 if nothing), a hint only
+
+    def seconds(self) -> float:
+        """From the first frame's start to the last frame's end (0.0 when the timestamps say nothing)."""
+        stamps = [(pts, duration) for pts, duration in self.packets if abs(pts) < 1 << 62]
+        if not stamps or self.time_base <= 0:
+            return 0.0
+        start = min(pts for pts, _ in stamps)
+        if all(duration > 0 for _, duration in stamps):
+            ticks = max(pts + duration for pts, duration in stamps) - start
+        elif len(stamps) > 1:  # a muxer may leave the last frame without a duration: extrapolate
+            ticks = (max(pts for pts, _ in stamps) - start) * len(stamps) / (len(stamps) - 1)
+        else:
+            return 0.0
+        return float(ticks * self.time_base) if ticks > 0 else 0.0
+
+    def fps(self) -> float:
+        seconds = self.seconds()
+        measured = len(self.packets) / seconds if seconds > 0 else 0.0
+        if measured <= 0:
+            return self.banner_fps
+        candidates = _banner_candidates(self.banner_fps)
+        best = min(candidates, key=lambda rate: abs(rate - measured), default=0.0)
+        return best if best and abs(best - measured) <= _SNAP_TOLERANCE * measured else measured
+
+    def info(self, frames: int, *, comment: str, fallback_seconds: float = 0.0) -> VideoInfo:
+        fps = self.fps()
+        return VideoInfo(frames=frames, fps=fps, width=self.width, height=self.height, codec=self.codec,
+                         duration=frames / fps if fps > 0 else fallback_seconds, comment=comment)
+
+
+def _banner_candidates(shown: float) -> list[float]:
+    """The exact rate the banner's text stands for: a whole number as it is; "29.97" (rounded to two
+    decimals) as the NTSC rate n*1000/1001 it rounds when there is one, else as printed."""
+    if shown <= 0:
+        return []
+    ntsc = round(shown * 1.001) * 1000 / 1001
+    if shown != round(shown) and abs(ntsc - shown) < 0.006:
+        return [ntsc]
+    return [shown]
+
+
+def _packet_listing(path: Path) -> _Listing:
     if not path.is_file() or path.stat().st_size == 0:
         raise VideoProbeError("The video file is empty or missing.")
     result = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
-         "-f", "null", "-", "-progress", "pipe:1"],
+         "-f", "framecrc", "-"],
         capture_output=True, text=True, errors="replace", timeout=120,
     )
-    stream = _ANY_STREAM.search(result.stderr)
-    counts = _PACKETS.findall(result.stdout)
-    if result.returncode != 0 or stream is None or not counts:
+    stream = _STREAM_LINE.search(result.stderr)
+    base = _TIME_BASE.search(result.stdout)
+    if stream is None:
         raise VideoProbeError("The file has no video stream that ffmpeg can read.")
-    frames = int(counts[-1])
-    if frames <= 0:
-        raise VideoProbeError("The video has no frames.")
-    fps_match = _FPS.search(result.stderr[stream.start():])
-    fps = float(fps_match.group(1)) if fps_match else 0.0
-    return VideoInfo(
-        frames=frames,
-        fps=fps,
-        width=int(stream.group(2)),
-        height=int(stream.group(3)),
-        codec=stream.group(1),
-        duration=frames / fps if fps else 0.0,
-        comment=read_metadata(path).get("comment", ""),
-    )
+    if result.returncode != 0 or base is None:
+        log.info("reading the packets of %s failed: %s", path, result.stderr[-2000:])
+        raise VideoProbeError(_DAMAGED)
+    packets = []
+    for line in result.stdout.splitlines():
+        fields = line.split(",")
+        if line.startswith("#") or len(fields) < 5:
+            continue
+        try:
+            packets.append((int(fields[2]), int(fields[3])))
+        except ValueError:
+            continue
+    shown = _BANNER_FPS.search(stream.group(0))
+    banner = float(shown.group(1)) * (1000 if shown.group(2) else 1) if shown else 0.0
+    return _Listing(stream.group(1), int(stream.group(2)), int(stream.group(3)), tuple(packets),
+                    Fraction(int(base.group(1)), int(base.group(2))) if int(base.group(2)) else Fraction(0),
+                    banner)

@@ -34,21 +34,28 @@ Fetch = Callable[..., Any]  # huggingface_hub.snapshot_download or a test double
 
 def download(
     ref: ModelRef, models_root: Path, *, progress: Progress | None = None, token: str | None = None,
-    fetch: Fetch | None = None,
+    fetch: Fetch | None = None, checksums: bool = False,
 ) -> Path:
-    """Make ``ref`` usable from disk and return its folder (tiny models are built instead)."""
-    if ref.is_tiny:
-        from backend.models.tiny import ensure_tiny_model
+    """Make ``ref`` usable from disk and return its folder (tiny models are built instead).
 
-        return ensure_tiny_model(ref.tiny_name, models_root)
+    A model that is there but damaged (what ``store.verify`` finds, hashing too with ``checksums``) is
+    repaired: the damaged files are deleted with the hub's record of them and fetched again; a damaged
+    tiny model is rebuilt.
+    """
+    if ref.is_tiny:
+        return _build_tiny(ref, models_root)
     if not ref.repo_id:
         raise DownloadError(f"{ref.key} has no Hub repository to download from.")
     current = store.status(ref, models_root)
     if current.state == "linked":
         return Path(current.folder)  # type: ignore[arg-type]
     folder = store.model_folder(ref, models_root)
-    if current.state == "downloaded" and not store.verify(ref, models_root):
+    if current.state == "downloaded" and not store.verify(ref, models_root, checksums=checksums):
         return folder
+    # Before the marker (and the sizes it recorded) goes: the hub would hand a damaged file back as it is.
+    for name, problem in store.damaged_files(folder, checksums=checksums).items():
+        log.warning("%s: %s Fetching it again.", ref.key, problem)
+        store.discard_file(folder, name)
     store.clear_marker(folder)  # whatever was there is not known to be complete any more
     check_free_space(ref, folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,10 +75,30 @@ def download(
     if not (folder / "model_index.json").is_file():
         raise DownloadError(f"The download of {ref.key} has no model_index.json: the preset's file list does "
                             f"not match {ref.repo_id}; please report this.")
+    damaged = store.damaged_files(folder, checksums=checksums)
+    if damaged:
+        for name in damaged:
+            store.discard_file(folder, name)
+        problem = next(iter(damaged.values()))
+        raise DownloadError(f"{problem} It arrived damaged (a bad connection or a failing disk?): run "
+                            f"`python -m backend models download {ref.key}` again to fetch it once more.")
     store.write_marker(folder, ref)
     tracker.finish()
     log.info("downloaded %s", ref.key)
     return folder
+
+
+def _build_tiny(ref: ModelRef, models_root: Path) -> Path:
+    """Build a tiny model, rebuilding one that is damaged (its builder starts over without the marker)."""
+    from backend.models.tiny import MARKER_NAME, ensure_tiny_model, is_tiny_model_complete, tiny_model_dir
+
+    folder = tiny_model_dir(ref.tiny_name, models_root)
+    if is_tiny_model_complete(folder):
+        problems = store.verify(ref, models_root)
+        if problems:
+            log.warning("%s is damaged (%s); rebuilding it", ref.key, problems[0].rstrip("."))
+            (folder / MARKER_NAME).unlink(missing_ok=True)
+    return ensure_tiny_model(ref.tiny_name, models_root)
 
 
 def check_free_space(ref: ModelRef, folder: Path) -> None:

@@ -9,9 +9,11 @@ deleted by ``remove``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,7 +27,10 @@ log = logging.getLogger(__name__)
 COMPLETE_MARKER = ".studio-complete"
 OVERRIDES_FILE = "local-overrides.json"  # preset key -> folder a user pointed it at
 HUB_CACHE_DIR = ".cache"  # huggingface_hub's resume metadata inside a local_dir download
+HUB_METADATA_DIR = Path(HUB_CACHE_DIR, "huggingface", "download")  # <file>.metadata: commit, ETag, time
+SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024  # the safetensors format refuses larger headers
 GIB = 1024**3
+_ETAG = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # git blob sha1 (small files) | sha256 (LFS files)
 
 
 @dataclass(frozen=True)
@@ -134,27 +139,130 @@ def status(ref: ModelRef, models_root: Path) -> ModelStatus:
     return ModelStatus(ref.key, "partial" if size else "missing", folder if size else None, size)
 
 
-def verify(ref: ModelRef, models_root: Path) -> list[str]:
-    """Problems with ``ref``'s files on disk, each a sentence; an empty list means it is usable."""
+def verify(ref: ModelRef, models_root: Path, *, checksums: bool = False) -> list[str]:
+    """Problems with ``ref``'s files on disk, each a sentence; an empty list means it is usable.
+
+    Cheap enough for 20 GB models: sizes, safetensors headers and JSON files (see ``damaged_files``);
+    ``checksums`` also hashes every file against the Hub's recorded checksum (slow: reads everything).
+    """
     if ref.is_tiny:
-        state = status(ref, models_root).state
-        return [] if state == "built" else [f"{ref.key} is not built yet; it is built on first use."]
+        from backend.models.tiny import is_tiny_model_complete, tiny_model_dir
+
+        folder = tiny_model_dir(ref.tiny_name, models_root)
+        if not is_tiny_model_complete(folder):
+            return [f"{ref.key} is not built yet; it is built on first use."]
+        return list(damaged_files(folder, strict=True).values()) + _verify_pipeline_folder(folder)
     override = local_overrides(models_root).get(ref.key)
     if override:
-        return _verify_pipeline_folder(Path(override))
+        problems = list(damaged_files(Path(override), checksums=checksums).values())
+        return problems + _verify_pipeline_folder(Path(override))
     folder = model_folder(ref, models_root)
     marker = read_marker(folder)
     if marker is None:
         state = "partly downloaded" if folder.is_dir() else "not downloaded"
         return [f"{ref.key} is {state}: run `python -m backend models download {ref.key}` (it resumes)."]
-    problems = []
     present = folder_files(folder)
-    for name, size in dict(marker.get("files", {})).items():
-        if name not in present:
-            problems.append(f"{name} is missing.")
-        elif present[name] != size:
-            problems.append(f"{name} has {present[name]:,} bytes, expected {size:,}.")
+    problems = [f"{name} is missing." for name in dict(marker.get("files", {})) if name not in present]
+    problems += damaged_files(folder, checksums=checksums).values()
     return problems + _verify_pipeline_folder(folder)
+
+
+# --- file contents ----------------------------------------------------------------------------------
+
+
+def damaged_files(folder: Path, *, checksums: bool = False, strict: bool = False) -> dict[str, str]:
+    """Files under ``folder`` whose content is wrong: relative name -> a sentence saying what is wrong.
+
+    Each file must have the size the completeness marker recorded (when there is one); each
+    ``*.safetensors`` file's header must parse and describe exactly the file's size (a cut-short file
+    is found without loading a tensor); each ``*.json`` must parse. A file that does not even start
+    like a safetensors file is damage when ``strict`` or when huggingface_hub recorded downloading
+    it (tiny builds and hub downloads always write real safetensors); in a folder of unknown origin it
+    is left to the loader. ``checksums``: hash files against the ETag the hub recorded (sha256 for LFS
+    files, the git blob hash for small ones); files without a record are not hashed.
+    """
+    marker = read_marker(folder) or {}
+    recorded = marker.get("files") if isinstance(marker.get("files"), dict) else {}
+    problems = {}
+    for name, size in folder_files(folder).items():
+        expected = recorded.get(name)
+        if isinstance(expected, int) and expected != size:
+            problems[name] = f"{name} has {size:,} bytes, expected {expected:,}."
+            continue
+        etag = hub_etag(folder, name)
+        try:
+            problem = _content_problem(folder / name, size, strict=strict or etag is not None)
+            if problem is None and checksums and etag is not None:
+                problem = _checksum_problem(folder / name, size, etag)
+        except OSError as exc:
+            problem = f"cannot be read ({exc.strerror or exc})"
+        if problem:
+            problems[name] = f"{name} {problem}."
+    return problems
+
+
+def hub_etag(folder: Path, name: str) -> str | None:
+    """The ETag huggingface_hub recorded for ``name`` when it downloaded it into ``folder`` (a local_dir).
+
+    Its ``.metadata`` file holds three lines: commit hash, ETag, timestamp (huggingface_hub
+    ``_local_folder.py``). That ETag is the file's sha256 for LFS files, its git blob sha1 otherwise.
+    """
+    try:
+        lines = (folder / HUB_METADATA_DIR / f"{name}.metadata").read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        return None
+    etag = lines[1].strip().strip('"') if len(lines) > 1 else ""
+    return etag if _ETAG.fullmatch(etag) else None
+
+
+def discard_file(folder: Path, name: str) -> None:
+    """Delete a damaged file and the hub's record of it, so the next download fetches it again.
+
+    (With its record in place the hub returns the file on disk as it is, damaged or not.)
+    """
+    (folder / name).unlink(missing_ok=True)
+    (folder / HUB_METADATA_DIR / f"{name}.metadata").unlink(missing_ok=True)
+
+
+def _content_problem(path: Path, size: int, *, strict: bool) -> str | None:
+    if path.suffix == ".json":
+        try:
+            json.loads(path.read_bytes())
+        except ValueError:
+            return "is not valid JSON (damaged or cut short)"
+        return None
+    if path.suffix != ".safetensors":
+        return None
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < length <= SAFETENSORS_MAX_HEADER:
+            return f"is not a safetensors file ({size:,} bytes, no valid header)" if strict else None
+        if 8 + length > size:
+            return f"is cut short inside its header ({size:,} bytes; the header alone needs {8 + length:,})"
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw)
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        if not all(isinstance(end, int) and end >= 0 for end in ends):
+            raise ValueError("bad offsets")
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "has an unreadable safetensors header (damaged)"
+    expected = 8 + length + max(ends, default=0)
+    if size != expected:
+        state = "cut short" if size < expected else "longer than its header says"
+        return f"is {state}: {size:,} bytes, its header describes {expected:,}"
+    return None
+
+
+def _checksum_problem(path: Path, size: int, etag: str) -> str | None:
+    digest = hashlib.sha256() if len(etag) == 64 else hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    if digest.hexdigest() != etag:
+        return f"does not match the checksum the Hub gave for it ({etag[:12]}…): its content is damaged"
+    return None
 
 
 def _verify_pipeline_folder(folder: Path) -> list[str]:
