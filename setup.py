@@ -56,8 +56,8 @@ def venv_python() -> Path:
 
 def requirement_files(with_test_tools: bool) -> list[Path]:
     files = [ROOT / "requirements.txt"]
-    if with_test_tools:
-        files.append(ROOT / "requirements-test.txt")
+    if with_test_tools:  # the tests run the fleet too: its extra is part of the test install
+        files += [ROOT / "requirements-fleet.txt", ROOT / "requirements-test.txt"]
     return files
 
 
