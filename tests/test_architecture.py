@@ -28,7 +28,7 @@ LAYERS = {
     "backend.work": 3, "backend.memory": 3,
     "backend.stages": 4,
     "backend.jobs": 5,
-    "backend.cli": 6, "backend.__main__": 6,
+    "backend.cli": 6, "backend.__main__": 6, "backend.api": 6, "backend.fleet": 6,
 }
 
 
