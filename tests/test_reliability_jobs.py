@@ -50,8 +50,11 @@ def states(home: Path) -> dict[str, str]:
     database = runtime_paths(home).database
     if not database.exists():
         return {}
-    with sqlite3.connect(database) as db:
-        return {row[0]: row[1] for row in db.execute("SELECT json_extract(spec, '$.prompt'), state FROM jobs")}
+    try:
+        with sqlite3.connect(database) as db:
+            return {row[0]: row[1] for row in db.execute("SELECT json_extract(spec, '$.prompt'), state FROM jobs")}
+    except sqlite3.OperationalError:  # the first process is still creating the schema
+        return {}
 
 
 def test_a_job_from_a_second_process_runs_when_the_first_leaves(tmp_path):
