@@ -43,7 +43,9 @@ def preflight_panel(spec: "JobSpec | None", problem: str | None) -> None:
                        "memory plan when it starts.")
             return
         try:
-            result = run(spec, generator().hardware)
+            memory = generator().memory
+            memory.refresh()  # free VRAM now, not at start-up: another program may be using the GPU
+            result = run(spec, memory.hardware, memory.remembered)
         except Exception as exc:  # noqa: BLE001 - a planner bug must not take the Create page down
             log.exception("pre-flight failed")
             st.warning(plain(f"The pre-flight check failed ({exc}); details are in the studio log."))

@@ -46,6 +46,10 @@ class OutOfMemoryAfterAllPlans(StudioError):
         self.tried = tried or []
 
 
+class NotEnoughRam(StudioError):
+    """The plan needs more system RAM than is available now; the message says how much and what to change."""
+
+
 class FinishError(StudioError):
     """Finishing could not deliver any output format; the message carries ffmpeg's own words."""
 

@@ -38,6 +38,7 @@ from backend.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUN
 from backend.library_logging import FILE_ONLY
 from backend.media.safe_files import unlink_inside
 from backend.memory import HardwareProfile, MemoryManager, detect_hardware
+from backend.memory.remembered import RememberedLevels
 from backend.models.download_manager import DownloadManager
 from backend.paths import RuntimePaths, runtime_paths
 from backend.record import STAGE_NAMES
@@ -56,7 +57,8 @@ class VideoGenerator:
         self.paths = (paths or runtime_paths()).ensure()
         self.store = JobStore(self.paths.database)
         self.hardware = hardware or detect_hardware()
-        self.memory = MemoryManager(self.hardware, self.paths.models)
+        self.memory = MemoryManager(self.hardware, self.paths.models,
+                                    remembered=RememberedLevels(self.paths.state / "memory_levels.json"))
         self.calibration = Calibration(self.store, self.hardware.gpu_name or "cpu")
         self.downloads = DownloadManager(self.paths.models)  # model downloads the UI starts and polls
         self.poll_interval = poll_interval

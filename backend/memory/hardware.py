@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import psutil
 
@@ -70,6 +70,21 @@ class _Gpu:
     total_gb: float
     free_gb: float
     source: str
+
+
+def refreshed(profile: HardwareProfile) -> HardwareProfile:
+    """``profile`` with free VRAM and RAM read again now (another program may have taken some since).
+
+    A simulated machine is what it was told to be; without a GPU only RAM is read again.
+    """
+    if profile.simulated:
+        return profile
+    mem = psutil.virtual_memory()
+    profile = replace(profile, ram_free_gb=mem.available / GIB)
+    if not profile.has_cuda:
+        return profile
+    gpu, _ = _detect_gpu()
+    return replace(profile, vram_free_gb=gpu.free_gb) if gpu is not None else profile
 
 
 def detect_hardware(

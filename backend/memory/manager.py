@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from backend.errors import OutOfMemoryAfterAllPlans
+from backend.errors import NotEnoughRam, OutOfMemoryAfterAllPlans
 from backend.memory.decode_guard import DecodeGuard
 from backend.memory.estimates import PROCESS_RAM_GB, Workload, estimate
-from backend.memory.hardware import HardwareProfile
+from backend.memory.hardware import HardwareProfile, refreshed
 from backend.memory.oom import error_summary, free_memory, is_oom_error
 from backend.memory.plans import (
     MemoryPlan,
@@ -30,6 +30,7 @@ from backend.memory.plans import (
     ram_budget_gb,
     vram_budget_gb,
 )
+from backend.memory.remembered import RememberedLevels
 from backend.memory.residency import Held, to_evict
 from backend.models.loader import load_pipeline
 from backend.models.registry import ModelRef
@@ -38,6 +39,7 @@ from backend.record import StepDown
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+RAM_REFUSAL_FACTOR = 1.0  # refuse when the estimate is over what is available (estimates carry their margin)
 Placer = Callable[[Any, MemoryPlan], Any]
 Loader = Callable[..., Any]  # (ref, models_root, *, dtype) -> pipeline
 
@@ -54,13 +56,14 @@ class _Resident:
 class MemoryManager:
     def __init__(
         self, hardware: HardwareProfile, models_root: Path, *, placer: Placer = apply_plan,
-        loader: Loader = load_pipeline,
+        loader: Loader = load_pipeline, remembered: RememberedLevels | None = None,
     ) -> None:
         self.hardware = hardware
         self.models_root = Path(models_root)
         self._placer = placer
         self._loader = loader
         self._resident: OrderedDict[str, _Resident] = OrderedDict()  # least recently used first
+        self.remembered = remembered or RememberedLevels(None)
 
     def plan(self, ref: ModelRef, workload: Workload | None = None) -> MemoryPlan:
         """The plan for ``ref`` (native workload when None), capped where even the lowest level cannot fit."""
@@ -98,31 +101,53 @@ class MemoryManager:
         self, ref: ModelRef, work: Callable[[Any, MemoryPlan], T], *, steps: list[StepDown],
         workload: Workload | None = None, plan: MemoryPlan | None = None,
     ) -> T:
-        """Run ``work(pipe, plan)``; after an OOM step the plan down and call it again.
+        """Run ``work(pipe, plan)``; after an out-of-memory error, make room or step down and call it again.
 
-        ``work`` must resume from its own artifacts (e.g. skip keyframes already saved), so a retry
-        does not repeat finished work. An OOM inside the VAE decode is retried lighter within the same
-        call, without re-sampling. Every step-down and decode retry is appended to ``steps`` for the
-        job record. ``plan`` pins the starting plan (tests, benchmarks); by default it is ``self.plan``.
+        ``work`` must resume from its own artifacts (e.g. skip keyframes already saved), so a retry does
+        not repeat finished work. Loading counts too: an OOM while moving weights to the GPU is handled
+        like one while sampling. The first OOM unloads the other resident models and retries the same
+        plan; later ones step the plan down. An OOM inside the VAE decode is retried lighter within the
+        same call, without re-sampling. Each of these is appended to ``steps`` for the job record, and
+        the level that succeeds is remembered: the next job of the same shape starts there. ``plan``
+        pins the starting plan (tests, benchmarks); by default it is ``self.plan``.
         """
+        self.refresh()
         plan = plan or self.plan(ref, workload)
+        shape = self.remembered.key(self.hardware, ref, plan_workload(ref, plan))
+        plan = self.remembered.start_at(shape, plan)
+        self._check_ram(ref, plan)
         tried: list[str] = []
+        made_room = False
         while True:
-            pipe = self.pipeline(ref, plan)
-            guard = DecodeGuard(pipe, plan, steps, on_relief=lambda lighter: self._note_relief(ref, lighter))
+            pipe = guard = None
             try:
+                pipe = self.pipeline(ref, plan)  # loading onto the GPU can run out of memory as well
+                guard = DecodeGuard(pipe, plan, steps, on_relief=lambda lighter: self._note_relief(ref, lighter))
                 with guard:
-                    return work(pipe, plan)
+                    result = work(pipe, plan)
+                self.remembered.remember(shape, guard.plan)
+                return result
             except Exception as exc:  # noqa: BLE001 - only OOMs are handled; the rest re-raise
                 if not is_oom_error(exc):
-                    _free_model_hooks(pipe)
+                    if pipe is not None:
+                        _free_model_hooks(pipe)
                     raise
                 failure = error_summary(exc)
             # Recover outside the except block: the traceback would pin the tensors we want freed.
-            plan = guard.plan  # a decode retry may have lightened it
+            plan = guard.plan if guard is not None else plan  # a decode retry may have lightened it
             del pipe, guard
-            tried.append(plan.describe())
             self.release(ref.key)
+            others = [key for key in self._resident if key != ref.key]
+            if others and not made_room:  # the cheapest relief: what other stages left on the GPU
+                made_room = True
+                self.release()
+                log.warning("out of memory in %s at %s (%s); unloaded %s and trying again", ref.key,
+                            plan.describe(), failure, ", ".join(others))
+                steps.append(StepDown(model=ref.key, kind="evict", error=failure,
+                                      action=f"unloaded {', '.join(others)} and tried {plan.describe()} again",
+                                      from_plan=plan.to_dict(), to_plan=plan.to_dict()))
+                continue
+            tried.append(plan.describe())
             lower = plan.step_down()
             if lower is None:
                 raise OutOfMemoryAfterAllPlans(_all_failed(ref, tried), tried)
@@ -134,6 +159,24 @@ class MemoryManager:
                 from_plan=plan.to_dict(), to_plan=lower.to_dict(),
             ))
             plan = lower
+
+    def refresh(self) -> None:
+        """Read free VRAM and RAM again (another program may have taken some); what our resident models
+        hold counts as ours, since the planner makes room among them itself."""
+        now = refreshed(self.hardware)
+        if now is self.hardware:
+            return
+        held = sum(r.vram_gb for r in self._resident.values())
+        self.hardware = replace(now, vram_free_gb=min(now.vram_total_gb, now.vram_free_gb + held))
+
+    def _check_ram(self, ref: ModelRef, plan: MemoryPlan) -> None:
+        """Refuse a plan whose estimated peak RAM is over what is available: swapping to death is worse."""
+        available = self.hardware.ram_free_gb + sum(r.ram_gb for r in self._resident.values())
+        if plan.est_ram_gb and plan.est_ram_gb > available * RAM_REFUSAL_FACTOR:
+            raise NotEnoughRam(
+                f"{ref.label or ref.key} needs about {plan.est_ram_gb:.0f} GB of system RAM at {plan.describe()}, "
+                f"and {available:.0f} GB is available: close other programs, lower the resolution or duration, "
+                "or choose a lighter engine.")
 
     def after_job(self) -> None:
         """gc + empty the CUDA cache; resident models stay for the next job."""

@@ -21,6 +21,7 @@ from backend.models.registry import MODELS, ModelRef, keyframe_model_for, model_
 from backend.work import denoising_steps
 
 if TYPE_CHECKING:  # pragma: no cover
+    from backend.memory.remembered import RememberedLevels
     from backend.spec import JobSpec
 
 FINISH_SECONDS_PER_1080P_FRAME_2_CORES = 0.07  # one ffmpeg pass, lanczos + grade + sharpen + x264 (measured)
@@ -137,8 +138,8 @@ _CONDITIONING = {"keyframes": "every keyframe at its frame", "first_last": "star
                  "continuation": "one continuous shot", "first_frame": "first frame only, crossfaded joins"}
 
 
-def preflight(spec: "JobSpec", hardware: HardwareProfile) -> Preflight:
-    """What the job ``spec`` will cost on ``hardware``, stage by stage."""
+def preflight(spec: "JobSpec", hardware: HardwareProfile, remembered: "RememberedLevels | None" = None) -> Preflight:
+    """What the job ``spec`` will cost on ``hardware``, stage by stage (and what it needed here last time)."""
     motion_ref, motion_plan, fallback_warning, reason = motion_model(hardware, spec.model_set, spec.engine,
                                                                      spec.preset)
     keyframe_ref = keyframe_model_for(spec.model_set, spec.preset)
@@ -146,12 +147,12 @@ def preflight(spec: "JobSpec", hardware: HardwareProfile) -> Preflight:
     wanted = 1 if motion_ref.conditioning == "continuation" else spec.keyframe_count()
     count = wanted - (0 if spec.mode == "t2v" else 1)  # i2v/extend bring the first one
     keyframes = (_model_stage("keyframes", keyframe_ref, fit_plan(hardware, keyframe_ref), count,
-                              denoising_steps(spec, keyframe_ref, "keyframes"), hardware)
+                              denoising_steps(spec, keyframe_ref, "keyframes"), hardware, remembered)
                  if count > 0 else _skipped("keyframes", keyframe_ref, "the uploaded image is the keyframe"))
 
     clips = _clips(spec, motion_plan, motion_ref)
     motion = _model_stage("motion", motion_ref, motion_plan, clips,
-                          denoising_steps(spec, motion_ref, "motion"), hardware)
+                          denoising_steps(spec, motion_ref, "motion"), hardware, remembered)
     motion = _with_residency(motion, keyframes, hardware)
     finish = _finish_stage(spec, hardware)
     return Preflight(hardware, (keyframes, motion, finish), motion_ref.key,
@@ -160,9 +161,12 @@ def preflight(spec: "JobSpec", hardware: HardwareProfile) -> Preflight:
 
 
 def _model_stage(
-    stage: str, ref: ModelRef, plan: MemoryPlan, calls: int, steps: int, hardware: HardwareProfile
+    stage: str, ref: ModelRef, plan: MemoryPlan, calls: int, steps: int, hardware: HardwareProfile,
+    remembered: "RememberedLevels | None" = None,
 ) -> StagePlan:
     workload = plan_workload(ref, plan)
+    if remembered is not None:  # an earlier job of this shape on this GPU had to step down: start there
+        plan = remembered.start_at(remembered.key(hardware, ref, workload), plan)
     est = estimate(ref, plan, workload)
     seconds = calls * call_seconds(ref, plan, workload, steps, hardware)
     warnings = []
@@ -174,6 +178,8 @@ def _model_stage(
         warnings.append(f"{ref.label} {plan.reason}; it will be tried, and may fail")
     if ref.is_tiny:
         warnings.append(f"{ref.label}: test model set, the output is noise")
+    if remembered is not None and plan.level != fit_plan(hardware, ref).level:
+        warnings.append(f"last time on this GPU {ref.label} needed {plan.level.replace('_', ' ')}")
     cap = ({"width": workload.width, "height": workload.height, "frames": workload.frames}
            if plan.capped else None)
     return StagePlan(stage, ref.key, ref.label, plan.level, round(est.vram_peak_gb, 2), round(est.ram_peak_gb, 2),
