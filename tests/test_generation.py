@@ -201,3 +201,24 @@ def test_a_second_process_on_the_same_folder_does_not_start_a_second_worker(tmp_
         assert owner.has_worker
     finally:
         owner.shutdown()
+
+
+def test_overall_progress_never_goes_back_in_a_three_segment_chunked_job(generator, monkeypatch):
+    """Every value the UI can poll, recorded: 3 segments, each longer than one SVD call (chunks)."""
+    seen: list[float] = []
+    etas: list[float] = []
+    real = generator._progress
+
+    def recording(job_id, live, *args):
+        real(job_id, live, *args)
+        seen.append(live.fraction)
+        if live.eta is not None:
+            etas.append(live.eta)
+
+    monkeypatch.setattr(generator, "_progress", recording)
+    status = run_job(generator, tiny(engine="svd", keyframes=4, duration=12, fps=8, seed=31))
+    motion = json.loads(Path(status.sidecar).read_text())["stages"]["motion"]
+    assert len(motion["segments"]) == 3 and all(len(s) > 1 for s in motion["segment_seeds"])  # chunked
+    assert seen == sorted(seen) and seen[-1] == 1.0  # never backwards
+    # Smoothed: a slower stage than expected raises the estimate gradually (once 28 s -> 1 min 53 s at once).
+    assert all(b <= 2 * a + 1.0 for a, b in zip(etas, etas[1:]))

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from backend.jobs.store import JobStore
     from backend.spec import JobSpec
 
+ETA_SMOOTHING = 0.3  # weight of a fresh estimate against the previous one (counted down by the time since)
 # Share of a job's time each stage takes when nothing has been measured yet on this machine.
 DEFAULT_WEIGHTS: dict[str, float] = {"analyze": 0.01, "keyframes": 0.30, "motion": 0.55, "assemble": 0.02,
                                      "finish": 0.12}
@@ -28,6 +29,9 @@ class EtaEstimator:
     _stage_started: float = field(default_factory=time.monotonic)
     _current: str | None = None
     _done: set[str] = field(default_factory=set)
+    _stage_best: float = 0.0  # a stage's own fraction never goes back (a chunk's steps restart at 0)
+    _overall: float = 0.0  # and neither does the whole job's
+    _eta: tuple[float, float] | None = None  # (seconds remaining, when) of the last estimate, for smoothing
 
     def __post_init__(self) -> None:
         known = {s: v for s, v in self.estimates.items() if v}
@@ -44,9 +48,27 @@ class EtaEstimator:
             self._done.add(self._current)
         self._current = stage
         self._stage_started = time.monotonic()
+        self._stage_best = 0.0
 
     def update(self, stage_fraction: float) -> tuple[float, float | None]:
-        """Overall fraction 0..1 and seconds remaining (None until there is something to go on)."""
+        """Overall fraction 0..1, never going back, and smoothed seconds remaining (None until known)."""
+        self._stage_best = stage_fraction = max(self._stage_best, stage_fraction)
+        overall, remaining = self._raw(stage_fraction)
+        self._overall = overall = max(self._overall, overall)
+        return overall, self._smooth(remaining)
+
+    def _smooth(self, remaining: float | None) -> float | None:
+        """Blend a fresh estimate with the last one counted down, so the ETA does not jump at each report."""
+        now = time.monotonic()
+        if remaining is None:
+            return None if self._eta is None else max(0.0, self._eta[0] - (now - self._eta[1]))
+        if self._eta is not None:
+            previous = max(0.0, self._eta[0] - (now - self._eta[1]))
+            remaining = ETA_SMOOTHING * remaining + (1 - ETA_SMOOTHING) * previous
+        self._eta = (remaining, now)
+        return remaining
+
+    def _raw(self, stage_fraction: float) -> tuple[float, float | None]:
         now = time.monotonic()
         done_weight = sum(self.weights[s] for s in self._done)
         current = self._current

@@ -32,13 +32,15 @@ def segment_frames(ctx: StageContext, engine: MotionEngine, ref: ModelRef, pipe:
                    before: list[Image.Image], segment_count: int) -> tuple[list[Image.Image], list[int]]:
     """The segment's frames (exactly ``segment.frames``) and the seed of each pipeline call."""
     seeds: list[int] = []
+    calls = expected_calls(engine.conditioning, segment, base.max_frames)
 
     def call(request: MotionRequest, chunk: int) -> list[Image.Image]:
         ctx.check_cancelled()
         seed = derive_seed(ctx.spec.seed, "motion", segment.index, chunk)
         seeds.append(seed)
-        span = 1 / segment_count
-        callback = ctx.step_callback(request.steps, start=segment.index * span, span=span,
+        span = 1 / segment_count / calls  # each call its share of the segment, so the bar never goes back
+        callback = ctx.step_callback(request.steps, start=(segment.index + min(chunk, calls - 1) / calls)
+                                     / segment_count, span=span,
                                      label=f"segment {segment.index + 1}/{segment_count}, call {chunk + 1}")
         try:
             produced = engine.generate(pipe, ref, replace(request, seed=seed), plan, callback, torch_generator(seed))
@@ -52,6 +54,13 @@ def segment_frames(ctx: StageContext, engine: MotionEngine, ref: ModelRef, pipe:
     if len(frames) < segment.frames:  # a call made fewer than asked (a capped plan): hold the last frame
         frames += [frames[-1]] * (segment.frames - len(frames))
     return frames[: segment.frames], seeds
+
+
+def expected_calls(conditioning: Conditioning, segment: SegmentPlan, max_frames: int) -> int:
+    """Pipeline calls a segment takes: one, or chained chunks for a first-frame engine."""
+    if conditioning != Conditioning.FIRST_FRAME or segment.frames <= max_frames:
+        return 1
+    return 1 + -(-(segment.frames - max_frames) // max(1, max_frames - 1))
 
 
 def _keyframe_window(segment: SegmentPlan, base: MotionRequest, keyframes: list[Image.Image],
