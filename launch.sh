@@ -3,6 +3,9 @@
 #   ./launch.sh [--host H] [--port P]   install on first run, then serve http://127.0.0.1:8501
 #   ./launch.sh test [pytest args]      install (with test tools), then run the whole test suite
 #   ./launch.sh doctor [--quick|--json] diagnostics (test_system.py)
+#   ./launch.sh api [--host H] [--port P]  the HTTP API on http://127.0.0.1:8502 (docs at /docs; docs/API.md)
+#   ./launch.sh fleet --manifest FILE [--address auto|local] [--gpus-per-worker 1] [--out DIR] [--json]
+#                                       a batch on a Ray cluster, one worker per GPU (docs/SCALE.md)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,6 +34,22 @@ case "$cmd" in
     python3 setup.py --quiet
     exec "$PY" test_system.py "$@"
     ;;
+  api)
+    shift
+    need_python
+    python3 setup.py --quiet
+    mkdir -p "$LOG_DIR"
+    export HF_HUB_DISABLE_TELEMETRY=1 STUDIO_LOG_FILE="$LOG_DIR/api.log"
+    exec "$PY" -m backend api "$@"
+    ;;
+  fleet)
+    shift
+    need_python
+    python3 setup.py --with-fleet --quiet
+    mkdir -p "$LOG_DIR"
+    export HF_HUB_DISABLE_TELEMETRY=1 STUDIO_LOG_FILE="$LOG_DIR/fleet.log"
+    exec "$PY" -m backend fleet "$@"
+    ;;
   serve|--host|--port|-h|--help)
     if [ $# -gt 0 ] && [ "$1" = serve ]; then shift; fi
     host=${STUDIO_HOST:-127.0.0.1}
@@ -39,7 +58,7 @@ case "$cmd" in
       case "$1" in
         --host) host=${2:?--host needs a value}; shift 2 ;;
         --port) port=${2:?--port needs a value}; shift 2 ;;
-        -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
         *) echo "unknown option: $1 (see ./launch.sh --help)" >&2; exit 2 ;;
       esac
     done
@@ -59,7 +78,8 @@ case "$cmd" in
     exec "$PY" -m streamlit run app.py --server.address "$host" --server.port "$port" "${extra[@]}"
     ;;
   *)
-    echo "usage: ./launch.sh [--host H] [--port P] | ./launch.sh test [pytest args] | ./launch.sh doctor" >&2
+    echo "usage: ./launch.sh [--host H] [--port P] | ./launch.sh test [pytest args] | ./launch.sh doctor" \
+         "| ./launch.sh api [--host H] [--port P] | ./launch.sh fleet --manifest FILE [options]" >&2
     exit 2
     ;;
 esac

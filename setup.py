@@ -54,10 +54,12 @@ def venv_python() -> Path:
     return VENV / "bin" / "python"
 
 
-def requirement_files(with_test_tools: bool) -> list[Path]:
+def requirement_files(with_test_tools: bool, with_fleet: bool = False) -> list[Path]:
     files = [ROOT / "requirements.txt"]
     if with_test_tools:  # the tests run the fleet too: its extra is part of the test install
         files += [ROOT / "requirements-fleet.txt", ROOT / "requirements-test.txt"]
+    elif with_fleet:  # `./launch.sh fleet`: Ray, the optional extra
+        files += [ROOT / "requirements-fleet.txt"]
     return files
 
 
@@ -76,12 +78,15 @@ def ensure_venv() -> None:
     venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
 
 
-def install_requirements(with_test_tools: bool) -> bool:
+def install_requirements(with_test_tools: bool, with_fleet: bool = False) -> bool:
     """Install pinned requirements if they changed since the last successful install."""
-    files = requirement_files(with_test_tools)
+    files = requirement_files(with_test_tools, with_fleet)
     wanted = requirements_digest(files)
     installed = json.loads(STAMP.read_text()) if STAMP.exists() else {}
-    if installed.get("digest") == wanted:
+    if installed.get("digest") == wanted or (
+            # a test install already holds the fleet extra: `fleet` after `test` installs nothing
+            not with_test_tools and with_fleet and installed.get("digest") == requirements_digest(
+                requirement_files(True))):
         print("• requirements already installed (unchanged since the last install)")
         return False
     print("• installing pinned requirements (first run takes a few minutes)…")
@@ -90,6 +95,21 @@ def install_requirements(with_test_tools: bool) -> bool:
         command += ["-r", str(path)]
     subprocess.run(command, check=True)
     STAMP.write_text(json.dumps({"digest": wanted, "files": [p.name for p in files]}))
+    return True
+
+
+def install_gpu_extras() -> bool:
+    """requirements-gpu.txt (spandrel, and the torchvision it brings) only where torch has CUDA."""
+    probe_cuda = [str(venv_python()), "-c", "import torch; print(torch.version.cuda or '')"]
+    cuda = subprocess.run(probe_cuda, capture_output=True, text=True).stdout.strip()
+    stamp = VENV / ".studio-gpu-extras.json"
+    wanted = requirements_digest([ROOT / "requirements-gpu.txt"])
+    if not cuda or (stamp.exists() and json.loads(stamp.read_text()).get("digest") == wanted):
+        return False
+    print(f"• installing the GPU extras (CUDA {cuda}): model upscalers")
+    subprocess.run([str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                    "-r", str(ROOT / "requirements-gpu.txt")], check=True)
+    stamp.write_text(json.dumps({"digest": wanted}))
     return True
 
 
@@ -131,10 +151,12 @@ def install(argv: list[str]) -> int:
         print(f"Python {'.'.join(map(str, MIN_PYTHON))}+ is required (this is {sys.version.split()[0]}).")
         return 1
     with_test_tools = "--with-test-tools" in argv
+    with_fleet = "--with-fleet" in argv
     quiet = "--quiet" in argv
     try:
         ensure_venv()
-        install_requirements(with_test_tools)
+        install_requirements(with_test_tools, with_fleet)
+        install_gpu_extras()
     except subprocess.CalledProcessError as exc:
         print(f"Installing the requirements failed (exit {exc.returncode}). Check your network and disk space,"
               " then run ./launch.sh again; the install resumes where it stopped.")
@@ -164,7 +186,7 @@ def setuptools_setup() -> None:
 
 
 if __name__ == "__main__" and (len(sys.argv) == 1 or all(a.startswith("--") and a in (
-        "--with-test-tools", "--quiet") for a in sys.argv[1:])):
+        "--with-test-tools", "--with-fleet", "--quiet") for a in sys.argv[1:])):
     sys.exit(install(sys.argv[1:]))
 else:
     os.chdir(ROOT)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.cli.common import EXIT_CANCELLED, CliError, follow_all
-from backend.errors import LutError, SpecError, UploadError
+from backend.cli.manifest import load_manifest, stored_input
 from backend.spec import ENGINES, MODEL_SETS, MODES, PRESET_NAMES, JobSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,46 +73,17 @@ def _spec_from_args(args: argparse.Namespace, generator: "VideoGenerator") -> Jo
 
 
 def _specs_from_manifest(path: Path, generator: "VideoGenerator") -> list[JobSpec]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CliError(f"cannot read manifest {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise CliError(f"manifest {path} is not valid JSON: {exc}") from exc
-    except RecursionError as exc:  # absurdly deep nesting: json gives up before we could
-        raise CliError(f"manifest {path} is nested too deeply to be a list of job specs") from exc
-    if not isinstance(data, list) or not data:
-        raise CliError("a manifest must be a non-empty JSON list of job specs")
-    specs = []
-    for index, item in enumerate(data):
-        try:
-            spec = JobSpec.from_dict(item)
-            if spec.image:
-                spec = replace(spec, image=_stored_input(Path(spec.image), "image", generator))
-            if spec.video:
-                spec = replace(spec, video=_stored_input(Path(spec.video), "video", generator))
-            if spec.finish.lut:  # a checked copy in uploads/: the job never reads the user's file again
-                lut = _stored_input(Path(spec.finish.lut), "lut", generator)
-                spec = replace(spec, finish=replace(spec.finish, lut=lut))
-            specs.append(spec.validate())
-        except (SpecError, CliError) as exc:
-            raise CliError(f"manifest item {index}: {exc}") from exc
-    return specs
+    """All the manifest's specs, or a CliError naming the first bad item (a batch is all or none)."""
+    items = load_manifest(path, generator.paths.uploads)
+    bad = next((item for item in items if not item.ok), None)
+    if bad is not None:
+        raise CliError(bad.error or f"manifest item {bad.index} is invalid")
+    return [item.spec for item in items if item.spec is not None]
 
 
 def _stored_input(path: Path, kind: str, generator: "VideoGenerator") -> str:
     """Copy a user's file into uploads/ after checking its content, like the UI does."""
-    from backend.media.uploads import store_image, store_lut, store_video
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {kind} {path}: {exc.strerror}") from exc
-    store = {"image": store_image, "video": store_video, "lut": store_lut}[kind]
-    try:
-        return str(store(data, path.name, generator.paths.uploads).path)
-    except (UploadError, LutError) as exc:
-        raise CliError(f"{kind} {path}: {exc}") from exc
+    return stored_input(path, kind, generator.paths.uploads)
 
 
 def parse_size(text: str) -> tuple[int, int]:
