@@ -22,6 +22,7 @@ from backend.spec import (
     MAX_SEED,
     PRESET_NAMES,
     STABILIZERS,
+    UPSCALERS,
     FinishOptions,
     JobSpec,
     upgrade_spec_dict,
@@ -57,8 +58,15 @@ DEFAULTS: dict[str, Any] = {
     **REAL_DEFAULTS, "c_seed_random": True, "c_seed": 42, "c_guidance": None, "c_steps": None,
     "c_keyframes": None, "c_engine": "auto", "c_motion": 0.5, "c_grade": _FINISH.grade, "c_sharpen": _FINISH.sharpen,
     "c_stabilize": _FINISH.stabilize, "c_interpolation": _FINISH.interpolation, "c_aspect": _FINISH.aspect,
-    "c_crf": _FINISH.crf,
+    "c_crf": _FINISH.crf, "c_upscale": _FINISH.upscale, "c_colour_match": _FINISH.colour_match == "auto",
+    "c_deflicker": _FINISH.deflicker > 0,
 }
+DEFLICKER_WINDOW = 5  # frames, when the Deflicker toggle is on
+INTERPOLATION_LABELS = {
+    "flow": "Optical flow (default, no download)", "rife": "RIFE (AI model)",
+    "minterpolate": "ffmpeg minterpolate", "blend": "Blend (cross-fade)", "none": "None (repeat/drop frames)",
+}
+UPSCALE_LABELS = {"lanczos": "Lanczos", "model": "AI upscaler (Real-ESRGAN)"}
 FIELD_LABELS = {
     "prompt": "Prompt", "negative_prompt": "Negative prompt", "duration": "Duration", "fps": "Frame rate",
     "width": "Output size", "height": "Output size", "seed": "Seed", "guidance": "Guidance", "steps": "Steps",
@@ -92,7 +100,9 @@ def apply_reuse(spec: dict[str, Any]) -> None:
         "c_keyframes": spec.get("keyframes"), "c_engine": spec.get("engine"),
         "c_motion": spec.get("motion_strength"), "c_grade": finish.get("grade"), "c_sharpen": finish.get("sharpen"),
         "c_stabilize": finish.get("stabilize"), "c_interpolation": finish.get("interpolation"),
-        "c_aspect": finish.get("aspect"), "c_crf": finish.get("crf"),
+        "c_aspect": finish.get("aspect"), "c_crf": finish.get("crf"), "c_upscale": finish.get("upscale"),
+        "c_colour_match": None if "colour_match" not in finish else finish["colour_match"] == "auto",
+        "c_deflicker": None if "deflicker" not in finish else bool(finish["deflicker"]),
     }
     for key, value in values.items():
         if value is not None or key in ("c_guidance", "c_steps", "c_keyframes"):
@@ -177,9 +187,19 @@ def finishing_settings(lut_section: Callable[[], None]) -> None:
         cols[1].slider("Sharpen", 0.0, 3.0, step=0.1, key="c_sharpen", help="0 switches sharpening off.")
         cols = st.columns(3)
         cols[0].selectbox("Stabilise", list(STABILIZERS), key="c_stabilize")
-        cols[1].selectbox("Frame-rate conversion", list(INTERPOLATIONS), key="c_interpolation",
-                          help="minterpolate: motion-compensated; blend: cross-fades; none: repeat/drop frames.")
+        cols[1].selectbox("Frame interpolation", list(INTERPOLATIONS), key="c_interpolation",
+                          format_func=lambda m: INTERPOLATION_LABELS.get(m, m),
+                          help="How in-between frames are made when the output rate is higher: optical flow "
+                               "follows the motion; RIFE needs its model downloaded; blend cross-fades.")
         cols[2].slider("Quality (CRF, lower = better)", 12, 30, key="c_crf")
+        cols = st.columns(3)
+        cols[0].selectbox("Upscaler", list(UPSCALERS), key="c_upscale", format_func=lambda u: UPSCALE_LABELS.get(u, u),
+                          help="AI upscaler: a Real-ESRGAN model adds detail before the resize (needs the model "
+                               "downloaded); Lanczos: a sharp classic resize.")
+        cols[1].toggle("Colour matching", key="c_colour_match",
+                       help="Match each later segment's colour to the first, so long videos do not drift.")
+        cols[2].toggle("Deflicker", key="c_deflicker",
+                       help=f"Even out brightness flicker over {DEFLICKER_WINDOW} frames (ffmpeg deflicker).")
         lut_section()
 
 
@@ -196,7 +216,9 @@ def build_spec(prompt: str, enhanced: str | None = None) -> JobSpec:
     finish = FinishOptions(
         interpolation=state["c_interpolation"], aspect=state["c_aspect"], grade=state["c_grade"],
         lut=stored_path("lut"), sharpen=float(state["c_sharpen"]), stabilize=state["c_stabilize"],
-        crf=int(state["c_crf"]),
+        crf=int(state["c_crf"]), upscale=state["c_upscale"],
+        colour_match="auto" if state["c_colour_match"] else "off",
+        deflicker=DEFLICKER_WINDOW if state["c_deflicker"] else 0,
     )
     return JobSpec(
         prompt=prompt, enhanced_prompt=enhanced, mode=mode, negative_prompt=state["c_negative"] or "",

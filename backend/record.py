@@ -201,6 +201,7 @@ class AssembleRecord(StageRecord):
     frames: int = 0
     fps: int = 0
     source_frames: int = 0  # frames of the video being extended, before the continuation
+    colour_match: str | None = None  # how later segments' colour was matched to the first (absent: not done)
 
 
 @dataclass
@@ -218,6 +219,11 @@ class FinishRecord(StageRecord):
     ffmpeg_args: list[str] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)  # formats that failed before this one, and why
     steps: list[str] = field(default_factory=list)  # each finishing step, in order
+    interpolation: str | None = None  # what made the frames at the output rate: flow | rife | minterpolate | ...
+    upscaler: str | None = None  # the model upscaler that ran before lanczos (absent: lanczos only)
+    upscale_tile: int | None = None  # its tile size and overlap (input pixels)
+    upscale_overlap: int | None = None
+    deflicker: int | None = None  # ffmpeg deflicker window in frames (absent: off)
     stem: str | None = None  # the delivered file's name without suffix (set by the job runner)
 
     @property

@@ -20,7 +20,10 @@ ENGINES = ("auto", "ltx", "wan", "skyreels", "svd", "cogvideox")  # auto: the be
 MODEL_SETS = ("default", "tiny")
 PRESET_NAMES = ("quick", "standard", "high")
 GRADES = ("none", "neutral", "cinematic", "vivid", "warm", "cool", "noir")
-INTERPOLATIONS = ("minterpolate", "blend", "none")
+INTERPOLATIONS = ("flow", "rife", "minterpolate", "blend", "none")  # flow: optical flow, no download
+UPSCALERS = ("lanczos", "model")  # model: a Real-ESRGAN-family upscaler (spandrel), then lanczos to size
+COLOUR_MATCHING = ("auto", "off")  # auto: later segments matched to the first (multi-segment jobs)
+MAX_DEFLICKER = 129  # ffmpeg's deflicker window (frames)
 ASPECT_POLICIES = ("fit", "fill")
 STABILIZERS = ("off", "vidstab", "deshake")
 ENCODERS = ("libx264", "h264_nvenc", "auto")
@@ -52,7 +55,7 @@ PRESETS: dict[str, Preset] = {
 class FinishOptions:
     """Finishing: how the assembled frames become the delivered file."""
 
-    interpolation: str = "blend"  # how frame rate is converted: minterpolate | blend | none
+    interpolation: str = "flow"  # how frame rate is converted: flow | rife | minterpolate | blend | none
     aspect: str = "fit"  # fit = pad to the output size, fill = crop to it; never stretch
     grade: str = "neutral"
     lut: str | None = None  # path of a validated .cube file (stored under uploads/)
@@ -60,6 +63,9 @@ class FinishOptions:
     stabilize: str = "off"
     crf: int = 18
     encoder: str = "libx264"
+    upscale: str = "lanczos"  # lanczos | model (AI upscaler before the lanczos to the exact size)
+    colour_match: str = "auto"  # auto | off: segments' colour matched to the first segment's
+    deflicker: int = 0  # frames ffmpeg's deflicker averages brightness over (0 = off; 2..129)
 
     def validate(self) -> None:
         _one_of("finish.interpolation", self.interpolation, INTERPOLATIONS)
@@ -69,6 +75,11 @@ class FinishOptions:
         _one_of("finish.encoder", self.encoder, ENCODERS)
         _in_range("finish.sharpen", self.sharpen, 0.0, 3.0)
         _in_range("finish.crf", self.crf, 0, 51, integer=True)
+        _one_of("finish.upscale", self.upscale, UPSCALERS)
+        _one_of("finish.colour_match", self.colour_match, COLOUR_MATCHING)
+        _in_range("finish.deflicker", self.deflicker, 0, MAX_DEFLICKER, integer=True)
+        if self.deflicker == 1:
+            raise SpecError("finish.deflicker", "'finish.deflicker' is 0 (off) or a window of 2 to 129 frames.")
 
 
 @dataclass(frozen=True)

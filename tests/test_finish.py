@@ -507,7 +507,9 @@ def test_cli_finish(small_video: Path, tmp_path: Path, capsys, monkeypatch) -> N
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["path"] == str(out) and data["frames"] == 32 and data["fps"] == 16.0
-    assert data["steps"][0].startswith("stabilize:vidstab")
+    # the flow frames are made first (in Python), then the graph stabilises them
+    assert data["steps"][0].startswith("fps:flow 8->16") and data["steps"][1].startswith("stabilize:vidstab")
+    assert data["interpolation"] == "flow"
     info = probe_video(out)
     assert (info.width, info.height, info.codec) == (160, 120, "h264")
     assert json.loads(info.comment)["finish"]["grade"] == "cinematic"

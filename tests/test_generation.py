@@ -219,6 +219,7 @@ def test_overall_progress_never_goes_back_in_a_three_segment_chunked_job(generat
     status = run_job(generator, tiny(engine="svd", keyframes=4, duration=12, fps=8, seed=31))
     motion = json.loads(Path(status.sidecar).read_text())["stages"]["motion"]
     assert len(motion["segments"]) == 3 and all(len(s) > 1 for s in motion["segment_seeds"])  # chunked
-    assert seen == sorted(seen) and seen[-1] == 1.0  # never backwards
+    backwards = [(i, a, b) for i, (a, b) in enumerate(zip(seen, seen[1:])) if b < a]
+    assert backwards == [] and seen[-1] == pytest.approx(1.0)  # never backwards
     # Smoothed: a slower stage than expected raises the estimate gradually (once 28 s -> 1 min 53 s at once).
     assert all(b <= 2 * a + 1.0 for a, b in zip(etas, etas[1:]))

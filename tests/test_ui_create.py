@@ -16,9 +16,9 @@ FORM_KEYS = {
     "text_area": ["c_prompt", "c_negative", "c_enhanced"],
     "radio": ["c_mode", "c_models", "c_preset", "c_aspect"],
     "number_input": ["c_duration", "c_seed", "c_guidance", "c_steps", "c_keyframes"],
-    "selectbox": ["c_fps", "c_size", "c_engine", "c_grade", "c_stabilize", "c_interpolation"],
+    "selectbox": ["c_fps", "c_size", "c_engine", "c_grade", "c_stabilize", "c_interpolation", "c_upscale"],
     "slider": ["c_motion", "c_sharpen", "c_crf"],
-    "toggle": ["c_seed_random"],
+    "toggle": ["c_seed_random", "c_colour_match", "c_deflicker"],
     "button": ["c_dice", "c_generate"],
 }
 
@@ -29,7 +29,7 @@ def _png(size: tuple[int, int] = (96, 64)) -> bytes:
     return buffer.getvalue()
 
 
-def test_create_page_has_every_control(idle_studio: Path) -> None:
+def test_create_page_has_every_control(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     assert [t.value for t in at.title] == ["Create"]
     for kind, keys in FORM_KEYS.items():
@@ -42,7 +42,7 @@ def test_create_page_has_every_control(idle_studio: Path) -> None:
     assert "0 running" in sidebar
 
 
-def test_prompt_analysis_is_live_and_editable(idle_studio: Path) -> None:
+def test_prompt_analysis_is_live_and_editable(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     at.text_area(key="c_prompt").input(TINY_PROMPT)
     run(at)
@@ -59,7 +59,7 @@ def test_prompt_analysis_is_live_and_editable(idle_studio: Path) -> None:
     assert at.text_area(key="c_enhanced").value.startswith("a cat walking in a garden")
 
 
-def test_test_models_choice_sets_fast_defaults_and_dice_fixes_seed(idle_studio: Path) -> None:
+def test_test_models_choice_sets_fast_defaults_and_dice_fixes_seed(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     fill_tiny_job(at)
     assert at.number_input(key="c_duration").value == 2.0 and at.selectbox(key="c_fps").value == 8
@@ -70,7 +70,7 @@ def test_test_models_choice_sets_fast_defaults_and_dice_fixes_seed(idle_studio: 
     assert 0 <= at.number_input(key="c_seed").value < 2**32
 
 
-def test_invalid_input_shows_an_error_and_queues_nothing(idle_studio: Path) -> None:
+def test_invalid_input_shows_an_error_and_queues_nothing(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     at.button(key="c_generate").click()
     run(at)
@@ -85,7 +85,7 @@ def test_invalid_input_shows_an_error_and_queues_nothing(idle_studio: Path) -> N
     assert [t.value for t in at.title] == ["Create"]
 
 
-def test_generate_queues_a_tiny_job_and_opens_the_live_panel(idle_studio: Path) -> None:
+def test_generate_queues_a_tiny_job_and_opens_the_live_panel(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     fill_tiny_job(at)
     at.button(key="c_generate").click()
@@ -95,6 +95,8 @@ def test_generate_queues_a_tiny_job_and_opens_the_live_panel(idle_studio: Path) 
     job_id = job_id[0] if isinstance(job_id, list) else job_id
     spec = generator().status(job_id).spec
     assert (spec["model_set"], spec["width"], spec["height"], spec["fps"]) == ("tiny", 256, 144, 8)
+    assert {k: spec["finish"][k] for k in ("interpolation", "upscale", "colour_match", "deflicker")} == {
+        "interpolation": "flow", "upscale": "lanczos", "colour_match": "auto", "deflicker": 0}
     assert spec["prompt"] == TINY_PROMPT  # the unedited enhancement is left to the backend
     assert "Waiting in the queue" in texts(at)
 
@@ -112,7 +114,7 @@ def test_generate_queues_a_tiny_job_and_opens_the_live_panel(idle_studio: Path) 
     assert "cancelled" in texts(at) and at.button(key=f"requeue_{job_id}") is not None
 
 
-def test_uploads_are_checked_and_client_names_are_never_paths(idle_studio: Path) -> None:
+def test_uploads_are_checked_and_client_names_are_never_paths(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     at.radio(key="c_mode").set_value("i2v")
     run(at)
@@ -131,7 +133,7 @@ def test_uploads_are_checked_and_client_names_are_never_paths(idle_studio: Path)
     assert shown and all(c.startswith("Using \\<img") and "/" not in c for c in shown)  # escaped, no folders
 
 
-def test_user_text_is_never_rendered_as_html(idle_studio: Path) -> None:
+def test_user_text_is_never_rendered_as_html(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     hostile = '<img src=x onerror="alert(1)"> **bold** [link](javascript:alert(1))'
     at = run(new_app())
     fill_tiny_job(at, prompt=hostile)
@@ -144,7 +146,7 @@ def test_user_text_is_never_rendered_as_html(idle_studio: Path) -> None:
         assert "<img" not in element.value
 
 
-def test_lut_upload_is_validated_and_used(idle_studio: Path, tmp_path: Path) -> None:
+def test_lut_upload_is_validated_and_used(idle_studio: Path, tmp_path: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     at.file_uploader[0].set_value(("look.cube", b"LUT_3D_SIZE 2\n0 0 0\n1 1\n", "application/octet-stream"))
     run(at)
@@ -162,7 +164,7 @@ def test_lut_upload_is_validated_and_used(idle_studio: Path, tmp_path: Path) -> 
     assert Path(lut).is_relative_to(generator().paths.uploads / "luts") and Path(lut).is_file()
 
 
-def test_the_form_survives_a_visit_to_another_page(idle_studio: Path) -> None:
+def test_the_form_survives_a_visit_to_another_page(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     fill_tiny_job(at)
     at.text_area(key="c_enhanced").input("my own enhanced words")
@@ -172,3 +174,22 @@ def test_the_form_survives_a_visit_to_another_page(idle_studio: Path) -> None:
     assert at.text_area(key="c_prompt").value == TINY_PROMPT
     assert at.text_area(key="c_enhanced").value == "my own enhanced words"
     assert at.radio(key="c_models").value == "tiny" and at.selectbox(key="c_size").value == "256x144"
+
+
+def test_finishing_choices_reach_the_spec_with_one_line_help(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
+    at = run(new_app())
+    fill_tiny_job(at)
+    for key in ("c_interpolation", "c_upscale", "c_colour_match", "c_deflicker"):
+        widget = at.selectbox(key=key) if key in ("c_interpolation", "c_upscale") else at.toggle(key=key)
+        assert widget.help and "\n" not in widget.help, key
+    at.selectbox(key="c_interpolation").set_value("rife")
+    at.selectbox(key="c_upscale").set_value("model")
+    at.toggle(key="c_colour_match").set_value(False)
+    at.toggle(key="c_deflicker").set_value(True)
+    run(at)
+    at.button(key="c_generate").click()
+    run(at)
+    job_id = at.query_params["job"]
+    finish = generator().status(job_id[0] if isinstance(job_id, list) else job_id).spec["finish"]
+    assert (finish["interpolation"], finish["upscale"], finish["colour_match"], finish["deflicker"]) == (
+        "rife", "model", "off", 5)

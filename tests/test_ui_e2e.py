@@ -34,7 +34,7 @@ def _job_id(at) -> str:
     return value[0] if isinstance(value, list) else value
 
 
-def test_tiny_job_from_create_to_done_to_gallery_and_after_restart(studio_home: Path, monkeypatch) -> None:
+def test_tiny_job_from_create_to_done_to_gallery_and_after_restart(studio_home: Path, monkeypatch) -> None:  # noqa: F811 - pytest fixture
     # Motion waits until the page has shown the storyboard of the running job (tiny keyframes take a blink).
     storyboard_shown = threading.Event()
     real_motion = motion.run
@@ -83,7 +83,7 @@ def test_tiny_job_from_create_to_done_to_gallery_and_after_restart(studio_home: 
     assert TINY_PROMPT in texts(after) and after.button(key=f"g_reuse_{job_id}") is not None
 
 
-def test_cancel_a_running_tiny_job_then_requeue_it(studio_home: Path) -> None:
+def test_cancel_a_running_tiny_job_then_requeue_it(studio_home: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     fill_tiny_job(at, prompt="a slow tiny job to cancel")
     at.number_input(key="c_duration").set_value(8.0)  # long enough to still be running when cancelled

@@ -50,7 +50,7 @@ def test_gpu_readings_with_unsupported_metrics(fresh_nvml: None, monkeypatch: py
     assert monitor.gpu_badge() == "NVIDIA Test GPU · 18.0 / 24 GB free"
 
 
-def test_files_are_served_only_from_outputs(idle_studio: Path, tmp_path: Path) -> None:
+def test_files_are_served_only_from_outputs(idle_studio: Path, tmp_path: Path) -> None:  # noqa: F811 - pytest fixture
     outputs = idle_studio / "outputs"
     inside = outputs / "video.mp4"
     inside.write_bytes(b"x")

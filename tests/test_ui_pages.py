@@ -32,7 +32,7 @@ def _spec(prompt: str) -> JobSpec:
     return JobSpec(prompt=prompt, model_set="tiny", width=256, height=144, duration=2.0, fps=8)
 
 
-def test_one_orchestrator_across_sessions_cache_clears_and_reloads(idle_studio: Path) -> None:
+def test_one_orchestrator_across_sessions_cache_clears_and_reloads(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     first = generator()
     run(new_app())
     run(new_app())  # a second tab
@@ -44,7 +44,7 @@ def test_one_orchestrator_across_sessions_cache_clears_and_reloads(idle_studio: 
     assert len(process_state().generators) == 1
 
 
-def test_queue_lists_cancels_removes_and_requeues(idle_studio: Path) -> None:
+def test_queue_lists_cancels_removes_and_requeues(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     gen = generator()
     running_id = gen.submit(_spec("first job, running"))
     waiting_id = gen.submit(_spec("second job, waiting"))
@@ -70,7 +70,7 @@ def test_queue_lists_cancels_removes_and_requeues(idle_studio: Path) -> None:
     assert gen.status(failed_id).state == "queued"
 
 
-def test_a_video_from_before_the_typed_record_shows_in_the_gallery_and_reuses(idle_studio: Path) -> None:
+def test_a_video_from_before_the_typed_record_shows_in_the_gallery_and_reuses(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     gen = generator()
     job = insert_v1_job(gen.paths.database, gen.paths.outputs, post={"grade": "warm", "sharpen": 1.25})
     Path(job["output"]).write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
@@ -92,7 +92,7 @@ def test_a_video_from_before_the_typed_record_shows_in_the_gallery_and_reuses(id
     assert at.selectbox(key="c_grade").value == "warm" and at.slider(key="c_sharpen").value == 1.25
 
 
-def test_gallery_lists_filters_reuses_and_deletes_with_confirmation(idle_studio: Path) -> None:
+def test_gallery_lists_filters_reuses_and_deletes_with_confirmation(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     gen = generator()
     fox = fake_done_job(gen, "a red fox running through snow")
     fake_done_job(gen, "a lighthouse in a storm at night")
@@ -130,7 +130,7 @@ def test_gallery_lists_filters_reuses_and_deletes_with_confirmation(idle_studio:
     assert not output.exists() and not output.with_suffix(".json").exists()
 
 
-def test_models_page_shows_status_and_handles_offline_download(idle_studio: Path) -> None:
+def test_models_page_shows_status_and_handles_offline_download(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = open_page(run(new_app()), "app_pages/models.py")
     page = texts(at)
     for expected in ("SDXL base", "Stable Video Diffusion XT", "output is noise", "models/ uses", "missing"):
@@ -149,7 +149,7 @@ def test_models_page_shows_status_and_handles_offline_download(idle_studio: Path
 
 
 def test_models_page_points_a_preset_at_a_folder_already_on_disk(
-        studio_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        studio_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - pytest fixture
     from backend.models.tiny import ensure_tiny_model
 
     # Links are recorded in the models folder: use a private one, not the shared tiny-model cache.
@@ -178,7 +178,7 @@ def test_models_page_points_a_preset_at_a_folder_already_on_disk(
     assert store.status(MODELS["svd-xt"], root).state == "linked"
 
 
-def test_system_page_shows_readings_and_runs_diagnostics(idle_studio: Path) -> None:
+def test_system_page_shows_readings_and_runs_diagnostics(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = open_page(run(new_app()), "app_pages/system.py")
     page = texts(at)
     assert "CPU" in "".join(m.label for m in at.metric) and "RAM" in "".join(m.label for m in at.metric)

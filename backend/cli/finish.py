@@ -22,11 +22,20 @@ from typing import Iterator
 import numpy as np
 
 from backend.cli.common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
-from backend.errors import FinishError, LutError, SpecError, VideoProbeError
+from backend.errors import FinishError, LutError, ModelNotAvailable, SpecError, VideoProbeError
 from backend.media.video_io import iter_frames, probe_video_fast
 from backend.paths import runtime_paths
 from backend.record import FinishRecord
-from backend.spec import ASPECT_POLICIES, ENCODERS, GRADES, INTERPOLATIONS, STABILIZERS, FinishOptions
+from backend.spec import (
+    ASPECT_POLICIES,
+    ENCODERS,
+    GRADES,
+    INTERPOLATIONS,
+    MODEL_SETS,
+    STABILIZERS,
+    UPSCALERS,
+    FinishOptions,
+)
 from backend.stages.finish import FinishTarget, finish
 
 log = logging.getLogger(__name__)
@@ -63,7 +72,7 @@ class VideoFileSource:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "finish", help="upscale, grade, sharpen, stabilise and encode a video file",
+        "finish", help="interpolate, upscale, grade, sharpen, stabilise and encode a video file",
         description="Apply the studio's finishing chain to a video and write a verified H.264 MP4 "
                     "(or, if that fails, the next format that works: MPEG-4 MP4, GIF, PNG frames).")
     parser.add_argument("input", type=Path, help="video file to finish")
@@ -71,8 +80,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fps", type=int, help="output frame rate (default: the input's, rounded)")
     parser.add_argument("--size", default="1920x1080", help="output size WxH (default 1920x1080)")
     parser.add_argument("--frames", type=int, help="exact output frame count (default: input duration x fps)")
-    parser.add_argument("--interpolation", choices=INTERPOLATIONS, default="blend",
-                        help="frame-rate conversion (default blend)")
+    parser.add_argument("--interpolation", choices=INTERPOLATIONS, default="flow",
+                        help="frame-rate conversion: flow = optical flow, no download (default); rife = RIFE "
+                             "model; minterpolate, blend = ffmpeg's; none = repeat/drop frames")
+    parser.add_argument("--upscale", choices=UPSCALERS, default="lanczos",
+                        help="lanczos (default) or model: a Real-ESRGAN-family upscaler first, then lanczos "
+                             "to the exact size")
+    parser.add_argument("--deflicker", type=int, default=0, metavar="FRAMES",
+                        help="even out brightness flicker over this many frames (2..129; default 0 = off)")
+    parser.add_argument("--models", choices=MODEL_SETS, default="default",
+                        help="where --upscale model and --interpolation rife get weights: default = the "
+                             "downloaded models, tiny = random-weight test models (output is noise)")
     parser.add_argument("--aspect", choices=ASPECT_POLICIES, default="fit",
                         help="fit = pad with black bars, fill = crop (default fit); never stretched")
     parser.add_argument("--grade", choices=GRADES, default="none", help="colour grade preset (default none)")
@@ -96,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 on success (prints the output path or JSON); otherwise a one-line error on stderr."""
     try:
         result = _finish(args)
-    except (UsageError, SpecError, LutError, VideoProbeError) as exc:
+    except (UsageError, SpecError, LutError, VideoProbeError, ModelNotAvailable) as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except FinishError as exc:
         return _fail(str(exc), EXIT_FAILED)
@@ -124,7 +142,8 @@ def _finish(args: argparse.Namespace) -> FinishRecord:
     width, height = _size(args.size)
     options = FinishOptions(interpolation=args.interpolation, aspect=args.aspect, grade=args.grade,
                           lut=args.lut, sharpen=args.sharpen, stabilize=args.stabilize, crf=args.crf,
-                          encoder=args.encoder)
+                          encoder=args.encoder, upscale=args.upscale, deflicker=args.deflicker,
+                          colour_match="off")  # one file: no segments to match
     options.validate()
     source = VideoFileSource(Path(args.input))
     fps = args.fps if args.fps is not None else max(1, round(source.fps))
@@ -148,7 +167,7 @@ def _finish(args: argparse.Namespace) -> FinishRecord:
     try:
         with tempfile.TemporaryDirectory(prefix="finish-", dir=_temp_root()) as workdir:
             result = finish(source, target=target, options=options, workdir=Path(workdir),
-                            output_path=staging / out.name, metadata=metadata,
+                            output_path=staging / out.name, metadata=metadata, model_set=args.models,
                             report=_console_progress() if not args.json else None)
         result.path = str(_deliver(result.file, out.parent, overwrite=args.overwrite))
         return result

@@ -272,6 +272,42 @@ MODEL_SETS: dict[str, dict[str, str]] = {
 }
 
 
+# Finishing models: single weights files (no diffusers folder), loaded by ``backend.models.finishing``.
+# Kept apart from MODELS: the Models page and ``models download`` expect diffusers folders
+# (model_index.json), so these are fetched with ``finishing.download_weights`` for now.
+FINISHING_MODELS: dict[str, ModelRef] = {
+    ref.key: ref
+    for ref in (
+        # xinntao's Real-ESRGAN x4plus (RRDBNet, BSD-3-Clause) as released, re-uploaded unchanged on the Hub;
+        # spandrel reads its BasicSR state dict ("params_ema") as the ESRGAN architecture.
+        ModelRef("realesrgan-x4plus", "spandrel", "2kpr/Real-ESRGAN", label="Real-ESRGAN x4plus (upscaler)",
+                 licence="BSD-3-Clause", allow_patterns=("RealESRGAN_x4plus.pth",), size_gb=0.07,
+                 notes=("x4 general-purpose upscaler; tiled; lanczos to the exact output size after it",)),
+        # No public checkpoint in this studio's IFNet layout is known: repo_id stays None until one is
+        # published (the upstream RIFE checkpoints use the reference code's module names).
+        ModelRef("rife-ifnet", "IFNet", None, label="RIFE IFNet (frame interpolation)", licence="MIT",
+                 allow_patterns=("ifnet.safetensors",), size_gb=0.02,
+                 notes=("arbitrary-timestep intermediate flow estimation (Huang et al., ECCV 2022)",)),
+        ModelRef("tiny-upscaler", "spandrel", tiny_name="upscaler", label="tiny upscaler (test, noise)",
+                 licence="test model", allow_patterns=("upscaler.pth",), notes=_TINY_NOTE),
+        ModelRef("tiny-rife", "IFNet", tiny_name="rife", label="tiny RIFE IFNet (test, noise)",
+                 licence="test model", allow_patterns=("ifnet.safetensors",), notes=_TINY_NOTE),
+    )
+}
+FINISHING_SETS: dict[str, dict[str, str]] = {
+    "default": {"upscaler": "realesrgan-x4plus", "rife": "rife-ifnet"},
+    "tiny": {"upscaler": "tiny-upscaler", "rife": "tiny-rife"},
+}
+
+
+def finishing_model_for(model_set: str, role: str) -> ModelRef:
+    """The upscaler or RIFE model of a model set (``default`` real weights, ``tiny`` random-weight twins)."""
+    try:
+        return FINISHING_MODELS[FINISHING_SETS[model_set][role]]
+    except KeyError as exc:
+        raise ValueError(f"No finishing model for role '{role}' in model set '{model_set}'.") from exc
+
+
 def model_for(model_set: str, role: str) -> ModelRef:
     try:
         return MODELS[MODEL_SETS[model_set][role]]

@@ -2,7 +2,8 @@
 
 The result runs at the motion engine's frame rate (converting to the delivery rate is the finishing
 stage's job). When extending a video, the source comes first, untouched, and the continuation is
-brought to the source's size and frame rate here.
+brought to the source's size and frame rate here. With several segments (and ``finish.colour_match``
+"auto"), each later segment's colour is matched to the first's as the clip is read (``media.colour``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from backend.media.clip import Clip, JoinedClip, VideoFileClip, save_frames
+from backend.media.colour import MatchedClip, match_segments
 from backend.media.imaging import fit_fill
 from backend.media.video_io import probe_video
 from backend.record import AssembleRecord
@@ -29,7 +31,7 @@ class AssembleInputs:
 
 @dataclass(frozen=True)
 class AssembleResult:
-    clip: Clip | JoinedClip
+    clip: Clip | JoinedClip | MatchedClip
     record: AssembleRecord
     artifacts: tuple[Path, ...] = ()  # files this stage wrote (the matched continuation), for its checkpoint
 
@@ -42,9 +44,16 @@ def run(ctx: StageContext, inputs: AssembleInputs) -> AssembleResult:
     first = inputs.segments[0]
     if prefix is None:
         paths = retime(paths, max(2, round(inputs.duration * inputs.fps)))
-        ctx.report(1.0, f"{len(paths)} frames at {inputs.fps} fps")
         record = AssembleRecord(frames=len(paths), fps=inputs.fps)
-        return AssembleResult(Clip(tuple(paths), inputs.fps, first.width, first.height), record)
+        clip: Clip | MatchedClip = Clip(tuple(paths), inputs.fps, first.width, first.height)
+        segments = [list(s.frame_paths) for s in inputs.segments if s.frame_paths]
+        if ctx.spec.finish.colour_match == "auto" and len(segments) > 1:
+            ctx.report(0.5, f"matching the colour of {len(segments)} segments")
+            match = match_segments(segments)
+            clip, record.colour_match = MatchedClip(paths, inputs.fps, first.width, first.height, match), match.summary
+            ctx.log(f"colour: {match.summary}")
+        ctx.report(1.0, f"{len(paths)} frames at {inputs.fps} fps")
+        return AssembleResult(clip, record)
     # Extending: the continuation's first frame repeats the source's last (dropped); the rest is brought to
     # the source's rate (nearest frame in time) and size (filled, no bars), so the source stays untouched.
     count = max(1, round(inputs.duration * prefix.fps))

@@ -2,8 +2,10 @@
 
 Order, and why:
   1. stabilise    on the source frames: vidstab's transforms are indexed by the frames pass 1 saw
-  2. grade + LUT  at source size and rate, the cheapest place for per-pixel colour work
-  3. frame rate   motion-compensated or blended, still at source size
+  2. grade + LUT  at source size and rate, the cheapest place for per-pixel colour work;
+                  deflicker (optional) after it, on the graded brightness
+  3. frame rate   minterpolate or blend, still at source size (flow and rife make their frames in
+                  Python before the graph: the graph then gets frames at the output rate already)
   4. exact count  clone the last frame to pad, trim the rest
   5. geometry     crop (fill) / lanczos scale / pad (fit); the scale also converts to yuv420p
   6. sharpen      at output size on luma (sharpening before the upscale would magnify halos)
@@ -33,6 +35,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # marks only the matrix and leaves primaries and transfer "unknown" (measured with ffmpeg 9.0.2).
 TAG_BT709 = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
 
+PYTHON_METHODS = ("flow", "rife")  # frame-rate conversions made in Python before the graph
 MIN_MINTERPOLATE_FRAMES = 3  # minterpolate emits no frames at all for shorter inputs (measured)
 
 
@@ -111,6 +114,7 @@ def build_graph(source: SourceShape, out: OutputShape, options: FinishOptions, *
     add(*grade_filters(options.grade))
     if lut_file is not None:
         add([f"lut3d=file={_safe(lut_file)}:interp=tetrahedral"], f"lut:{lut_file}")
+    add(*deflicker_filters(options.deflicker))
     add(*fps_filters(options.interpolation, source.fps, out.fps, source.frames))
     add(*frame_count_filters(out.frames, out.fps))
     add(*geometry_filters(source.width, source.height, out.width, out.height, options.aspect))
@@ -145,6 +149,13 @@ def grade_filters(name: str) -> tuple[list[str], str | None]:
     return filters, (f"grade:{name}" if filters else None)
 
 
+def deflicker_filters(window: int) -> tuple[list[str], str | None]:
+    """ffmpeg's deflicker: each frame's brightness evened out against the mean of ``window`` frames."""
+    if window <= 0:
+        return [], None
+    return [f"deflicker=size={window}:mode=am"], f"deflicker:{window} frames"
+
+
 def fps_filters(mode: str, src_fps: float, fps: int, src_frames: int) -> tuple[list[str], str]:
     src, rate = rate_text(src_fps), str(fps)
     if math.isclose(src_fps, fps, rel_tol=0, abs_tol=1e-6):
@@ -156,7 +167,7 @@ def fps_filters(mode: str, src_fps: float, fps: int, src_frames: int) -> tuple[l
     if mode == "minterpolate":
         return ([f"minterpolate=fps={rate}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1"],
                 f"fps:minterpolate {src}->{rate}")
-    if mode == "blend":
+    if mode == "blend" or mode in PYTHON_METHODS:  # flow/rife reach here only if not run in Python
         return [f"framerate=fps={rate}"], f"fps:blend {src}->{rate}"
     return [f"fps={rate}"], f"fps:repeat {src}->{rate}"
 

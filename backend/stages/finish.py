@@ -1,10 +1,12 @@
 """Finishing: the assembled clip becomes the delivered, verified file in one ffmpeg filter graph.
 
-Steps (each optional, each recorded): stabilise, grade + LUT, frame-rate conversion, exact frame
-count, lanczos scale with an explicit aspect policy, sharpen, encode. The graph itself is built in
-``filtergraph.py``; running ffmpeg, verifying and publishing in ``export.py``. Here:
+Steps (each optional, each recorded): model upscale and flow/RIFE frame-rate conversion in Python
+(``finish_frames.py``), then in one graph stabilise, grade + LUT, deflicker, minterpolate/blend,
+exact frame count, lanczos scale with an explicit aspect policy, sharpen, encode. The graph itself is
+built in ``filtergraph.py``; running ffmpeg, verifying and publishing in ``export.py``. Here:
 
-  1. validate inputs (sizes even, LUT readable) with errors a user can act on
+  1. validate inputs (sizes even, LUT readable) with errors a user can act on; wrap the source in
+     what Python does to the frames (streamed: the graph reads them as they are made)
   2. vidstab pass 1, if asked: measure the shake (the source is streamed a first time)
   3. for each format of the fallback chain H.264 -> MPEG-4 MP4 -> GIF -> PNG frames:
      stream the source through the graph into the job's work folder, verify, move into place
@@ -27,7 +29,7 @@ from backend.media.luts import load_cube, write_cube
 from backend.media.video_io import ffmpeg_exe
 from backend.record import FinishRecord
 from backend.spec import FinishOptions
-from backend.stages import export, filtergraph
+from backend.stages import export, filtergraph, finish_frames
 from backend.stages.filtergraph import GraphPlan, OutputShape, SourceShape
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,22 +80,29 @@ def run(ctx: StageContext, inputs: FinishInputs) -> FinishRecord:
         metadata=inputs.metadata,
         report=lambda fraction, message, step, total: ctx.report(fraction, message, step=step, total=total),
         check_cancelled=ctx.check_cancelled,
+        model_set=ctx.spec.model_set,
     )
 
 
 def finish(source: FrameSource, *, target: FinishTarget, options: FinishOptions, workdir: Path, output_path: Path,
            metadata: dict[str, str], report: Report | None = None,
-           check_cancelled: Callable[[], None] | None = None) -> FinishRecord:
+           check_cancelled: Callable[[], None] | None = None, models_root: Path | None = None,
+           model_set: str = "default") -> FinishRecord:
     """Apply the finishing chain to ``source`` and deliver a verified file at ``output_path``.
 
     The suffix of the delivered file follows the format that survived (``.gif`` after a fallback,
     a ``<stem>_frames`` folder for PNG frames). Raises SpecError/LutError/ValueError for bad input,
-    FinishError when no format could be written, and whatever ``check_cancelled`` raises on cancel;
-    on any error nothing is left at the destination.
+    FinishError when no format could be written, ModelNotAvailable when an upscaler or RIFE model is
+    asked for and not downloaded, and whatever ``check_cancelled`` raises on cancel; on any error
+    nothing is left at the destination. ``models_root``/``model_set``: where those models come from.
     """
     started = time.monotonic()
     options.validate()
     target, notes = _normalise(target)
+    _source_shape(source)
+    prepared = finish_frames.prepare(source, target, options, models_root=models_root, model_set=model_set)
+    source = prepared.source
+    notes += prepared.steps
     shape = _source_shape(source)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +131,12 @@ def finish(source: FrameSource, *, target: FinishTarget, options: FinishOptions,
             log.warning("finish: %s failed: %s", fmt.label, exc)
             continue
         result.fallbacks = fallbacks
-        result.steps = notes + list(plan.steps) + [export.describe_encode(fmt, options.crf)] + result.steps
+        graph_steps = [s for s in plan.steps if not (prepared.interpolation in filtergraph.PYTHON_METHODS
+                                                     and s.startswith("fps:"))]
+        result.steps = notes + graph_steps + [export.describe_encode(fmt, options.crf)] + result.steps
+        result.interpolation, result.upscaler = prepared.interpolation, prepared.upscaler
+        result.upscale_tile, result.upscale_overlap = prepared.upscale_tile, prepared.upscale_overlap
+        result.deflicker = options.deflicker or None
         result.seconds = round(time.monotonic() - started, 3)
         progress.done(f"wrote {result.format}: {result.file.name}")
         if fallbacks:
