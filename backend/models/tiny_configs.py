@@ -75,6 +75,14 @@ def t5_text_encoder(workdir: Path, *, umt5: bool = False) -> tuple[Any, Any]:
     return tokenizer, _seeded(lambda: model(config(**_t5_config_kwargs(tokenizer))))
 
 
+def tiny_wan_vae() -> Any:
+    """The Wan 2.1 VAE family at tiny size (x8 spatial, x4 temporal, z_dim 16 like the real one's statistics)."""
+    from diffusers import AutoencoderKLWan
+
+    return _seeded(lambda: AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                                            temperal_downsample=[False, True, True]))
+
+
 def _clip_image_processor(size: int) -> Any:
     from transformers import CLIPImageProcessor
 
@@ -279,7 +287,7 @@ def build_cogvideox_i2v(workdir: Path) -> Any:
 
 
 def build_wan_flf2v(workdir: Path) -> Any:
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from diffusers import UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     tokenizer, text_encoder = t5_text_encoder(workdir, umt5=True)
@@ -294,15 +302,7 @@ def build_wan_flf2v(workdir: Path) -> Any:
         patch_size=8,
     )
     image_encoder = _seeded(lambda: CLIPVisionModel(vision_config))
-    vae = _seeded(
-        lambda: AutoencoderKLWan(
-            base_dim=8,
-            z_dim=16,
-            dim_mult=[1, 1, 1, 1],
-            num_res_blocks=1,
-            temperal_downsample=[False, True, True],
-        )
-    )
+    vae = tiny_wan_vae()
     transformer = _seeded(
         lambda: WanTransformer3DModel(
             patch_size=(1, 2, 2),

@@ -81,25 +81,15 @@ def build_ltx_condition(workdir: Path) -> Any:
 def build_skyreels_df(workdir: Path) -> Any:
     """SkyReels-V2 diffusion forcing, saved as the I2V pipeline; V2V shares the same components."""
     from diffusers import (
-        AutoencoderKLWan,
         SkyReelsV2DiffusionForcingImageToVideoPipeline,
         SkyReelsV2Transformer3DModel,
         UniPCMultistepScheduler,
     )
 
-    from backend.models.tiny_configs import _seeded, t5_text_encoder
+    from backend.models.tiny_configs import _seeded, t5_text_encoder, tiny_wan_vae
 
     tokenizer, text_encoder = t5_text_encoder(workdir, umt5=True)
-    # z_dim 16 matches the default latents_mean/std lists; x8 spatial, x4 temporal like Wan 2.1.
-    vae = _seeded(
-        lambda: AutoencoderKLWan(
-            base_dim=8,
-            z_dim=16,
-            dim_mult=[1, 1, 1, 1],
-            num_res_blocks=1,
-            temperal_downsample=[False, True, True],
-        )
-    )
+    vae = tiny_wan_vae()
     # The DF checkpoints have no image encoder: the first frame enters as clean prefix latents.
     transformer = _seeded(
         lambda: SkyReelsV2Transformer3DModel(

@@ -80,6 +80,11 @@ class MotionEngine(Protocol):
         """Run the pipeline and return the frames (PIL, RGB)."""
 
 
+def sequence_length(ref: ModelRef) -> dict[str, Any]:
+    """The text encoder's token limit for pipelines that take one (the registry knows each model's)."""
+    return {"max_sequence_length": ref.max_sequence_length} if ref.max_sequence_length else {}
+
+
 def round_to_step_plus_1(wanted: int, most: int, step: int, least: int) -> int:
     """The smallest ``step*k + 1`` count ≥ ``wanted`` (at least ``least``), not past the largest one ≤ ``most``."""
     ceiling = max(least, most - (most - 1) % step)

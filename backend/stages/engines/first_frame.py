@@ -12,7 +12,7 @@ from PIL import Image
 
 from backend.memory.plans import MemoryPlan
 from backend.models.registry import ModelRef
-from backend.stages.engines.base import Conditioning, MotionRequest, frames_of, round_to_4k_plus_1
+from backend.stages.engines.base import Conditioning, MotionRequest, frames_of, round_to_4k_plus_1, sequence_length
 
 
 class SvdEngine:
@@ -71,8 +71,7 @@ class CogVideoXEngine:
             "guidance_scale": self.GUIDANCE,
             "use_dynamic_cfg": True,
         }
-        if ref.max_sequence_length:
-            settings["max_sequence_length"] = ref.max_sequence_length
+        settings.update(sequence_length(ref))
         return settings
 
     def generate(self, pipe: Any, ref: ModelRef, request: MotionRequest, plan: MemoryPlan,

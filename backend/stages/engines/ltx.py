@@ -13,7 +13,7 @@ from PIL import Image
 
 from backend.memory.plans import MemoryPlan
 from backend.models.registry import ModelRef
-from backend.stages.engines.base import Conditioning, MotionRequest, frames_of, round_to_step_plus_1
+from backend.stages.engines.base import Conditioning, MotionRequest, frames_of, round_to_step_plus_1, sequence_length
 
 NATIVE_FPS = (24, 30)
 GUIDANCE = 3.0  # the 0.9.5 model card's value; step-distilled checkpoints run without CFG (1.0)
@@ -42,8 +42,7 @@ class LtxEngine:
             "decode_timestep": DECODE_TIMESTEP,
             "image_cond_noise_scale": IMAGE_COND_NOISE_SCALE,
         }
-        if ref.max_sequence_length:
-            settings["max_sequence_length"] = ref.max_sequence_length
+        settings.update(sequence_length(ref))
         return settings
 
     def generate(self, pipe: Any, ref: ModelRef, request: MotionRequest, plan: MemoryPlan,

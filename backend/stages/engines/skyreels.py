@@ -19,7 +19,7 @@ from PIL import Image
 
 from backend.memory.plans import MemoryPlan
 from backend.models.registry import ModelRef
-from backend.stages.engines.base import Conditioning, MotionRequest, frames_of, round_to_4k_plus_1
+from backend.stages.engines.base import Conditioning, MotionRequest, frames_of, round_to_4k_plus_1, sequence_length
 
 GUIDANCE = 5.0  # the image-to-video pipeline's default
 OVERLAP_HISTORY = 17  # frames shared by consecutive windows of a long video (recommended: 17 or 37); 4k+1
@@ -60,8 +60,7 @@ class SkyReelsEngine:
         }
         if frames > base or request.video:  # windows share history frames; a continuation always does
             settings.update(overlap_history=overlap, addnoise_condition=ADD_NOISE_CONDITION)
-        if ref.max_sequence_length:
-            settings["max_sequence_length"] = ref.max_sequence_length
+        settings.update(sequence_length(ref))
         return settings
 
     def generate(self, pipe: Any, ref: ModelRef, request: MotionRequest, plan: MemoryPlan,

@@ -14,7 +14,7 @@ from PIL import Image
 from backend.errors import ModelNotAvailable
 from backend.memory.plans import MemoryPlan
 from backend.models.registry import ModelRef
-from backend.stages.engines.base import Conditioning, MotionRequest, frames_of, round_to_4k_plus_1
+from backend.stages.engines.base import Conditioning, MotionRequest, frames_of, round_to_4k_plus_1, sequence_length
 
 GUIDANCE = 5.0  # the pipeline's and the model card's default
 
@@ -35,8 +35,7 @@ class WanEngine:
             "num_inference_steps": request.steps,
             "guidance_scale": GUIDANCE if ref.cfg else 1.0,
         }
-        if ref.max_sequence_length:
-            settings["max_sequence_length"] = ref.max_sequence_length
+        settings.update(sequence_length(ref))
         return settings
 
     def generate(self, pipe: Any, ref: ModelRef, request: MotionRequest, plan: MemoryPlan,
