@@ -141,10 +141,23 @@ class ModelStageRecord(StageRecord):
     capped: SizeCap | None = None
 
 
+@dataclass
+class LoraRecord(Record):
+    """A LoRA that was applied: its file name, content hash, weight and the model it was applied to."""
+
+    file: str
+    sha256: str
+    weight: float = 0.8
+    target: str = "keyframes"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 # --- one record per stage ------------------------------------------------------------------------
 @dataclass
 class AnalyzeRecord(StageRecord):
     enhanced_prompt: str = ""
+    planner: str | None = None  # who wrote the storyboard's prompts: "rules" | "llm:<model key>"
+    planner_fallback: str | None = None  # why the LLM's plan was not used (the rules wrote it instead)
 
 
 @dataclass
@@ -158,6 +171,10 @@ class KeyframesRecord(ModelStageRecord):
     keyframes_capped: str | None = None  # "6 → 4: too few frames for more"
     start_image: str | None = None  # the user's image as keyframe 0: its size and how it was fitted
     skipped: str | None = None  # why there are no keyframes (the motion engine needs none)
+    times: list[float] | None = None  # seconds into the new video of each keyframe
+    consistency: str | None = None  # how later keyframes keep the subject (ip-adapter | img2img | independent)
+    consistency_detail: dict[str, Any] | None = None  # e.g. the IP-Adapter's repo, scale, reference keyframe
+    loras: list[LoraRecord] | None = None  # absent: none applied
 
 
 @dataclass
@@ -194,6 +211,8 @@ class MotionRecord(ModelStageRecord):
     segment_seeds: list[list[int]] = field(default_factory=list)
     substitution: str | None = None  # the engine that ran instead of the one asked for, and why
     engine_reason: str | None = None  # why this engine (e.g. the automatic choice for this machine)
+    segment_prompts: list[str] | None = None  # the text each segment's calls were given (engines that take text)
+    loras: list[LoraRecord] | None = None  # absent: none applied
 
 
 @dataclass
@@ -277,6 +296,52 @@ class ResumeInfo(Record):
 
 
 @dataclass
+class StoryboardFrame(Record):
+    """One keyframe of the storyboard: when it is, what it shows, and how its image was made."""
+
+    time: float  # seconds into the new video
+    prompt: str
+    seed: int | None = None  # None where the image is the user's (uploaded, or the i2v / extend start)
+    source: str = "generated"  # generated | uploaded | start image
+    image_sha256: str | None = None  # the keyframe file's hash when it was last written
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StoryboardEdit(Record):
+    """One change the user made while reviewing: enough to reproduce the storyboard from the sidecar."""
+
+    action: str  # regenerate | replace | delete | insert | move | animate | discard
+    index: int | None = None
+    at: float = 0.0
+    prompt: str | None = None
+    seed: int | None = None
+    time: float | None = None
+    image_sha256: str | None = None  # replace: the uploaded image's hash
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Storyboard(Record):
+    """The shot plan the keyframes follow; edited while a job waits for review, then approved."""
+
+    planner: str = "rules"
+    frames: list[StoryboardFrame] = field(default_factory=list)
+    segment_prompts: list[str] = field(default_factory=list)  # motion text between keyframe i and i+1
+    edits: list[StoryboardEdit] = field(default_factory=list)
+    approved: bool = False  # the user said Animate (or the job was not reviewed)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def times(self) -> list[float]:
+        return [frame.time for frame in self.frames]
+
+    @property
+    def prompts(self) -> list[str]:
+        return [frame.prompt for frame in self.frames]
+
+
+@dataclass
 class JobRecord(Record):
     """Everything needed to reproduce one job's video; written as its sidecar JSON."""
 
@@ -290,6 +355,7 @@ class JobRecord(Record):
     software: dict[str, str] = field(default_factory=dict)  # package -> version
     hardware: dict[str, Any] = field(default_factory=dict)  # HardwareProfile.to_dict()
     analysis: dict[str, Any] | None = None  # PromptAnalysis.to_dict()
+    storyboard: Storyboard | None = None  # the keyframes' times and prompts, with the user's edits
     resume: ResumeInfo | None = None
     note: str | None = None  # e.g. "test models — output is noise"
     output: str | None = None

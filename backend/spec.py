@@ -27,6 +27,12 @@ MAX_DEFLICKER = 129  # ffmpeg's deflicker window (frames)
 ASPECT_POLICIES = ("fit", "fill")
 STABILIZERS = ("off", "vidstab", "deshake")
 ENCODERS = ("libx264", "h264_nvenc", "auto")
+PLANNERS = ("rules", "llm")  # rules: instant, no model; llm: a local instruct model (falls back to rules)
+# How keyframes after the first stay the same subject and place: auto = IP-Adapter when downloaded, else
+# img2img from the previous keyframe; independent = each keyframe from text with the shared seed and style.
+CONSISTENCY = ("auto", "ip-adapter", "img2img", "independent")
+LORA_TARGETS = ("keyframes", "motion")
+MAX_LORAS = 4
 
 LEGACY_FINISH_KEY = "post"  # what ``finish`` was called in specs written before schema 2
 MAX_PROMPT_CHARS = 2000
@@ -83,6 +89,26 @@ class FinishOptions:
 
 
 @dataclass(frozen=True)
+class LoraChoice:
+    """A local LoRA file (by name, inside ``models/loras/``) applied to the keyframe or the motion model."""
+
+    file: str  # a file name, never a path: resolved inside the LoRA folder
+    weight: float = 0.8
+    target: str = "keyframes"
+
+    def validate(self, where: str) -> None:
+        if not isinstance(self.file, str) or not self.file.endswith(".safetensors") or self.file != _base_name(self.file):
+            raise SpecError(f"{where}.file", f"'{self.file}' is not a LoRA file name (a .safetensors file in "
+                                             "models/loras/, without folders).")
+        _in_range(f"{where}.weight", self.weight, -2.0, 2.0)
+        _one_of(f"{where}.target", self.target, LORA_TARGETS)
+
+
+def _base_name(name: str) -> str:
+    return name.replace("\\", "/").rsplit("/", 1)[-1].lstrip(".") if name else name
+
+
+@dataclass(frozen=True)
 class JobSpec:
     prompt: str
     mode: str = "t2v"
@@ -103,6 +129,10 @@ class JobSpec:
     video: str | None = None  # extend: path of the (already validated) uploaded video
     model_set: str = "default"  # "tiny" = random-weight test models, output is noise
     finish: FinishOptions = field(default_factory=FinishOptions)
+    review: bool = False  # stop after the keyframes (awaiting_review) until the user says Animate
+    planner: str = "rules"  # who writes the storyboard's prompts: rules | llm
+    consistency: str = "auto"  # how later keyframes keep the subject: auto | ip-adapter | img2img | independent
+    loras: tuple[LoraChoice, ...] = ()
 
     # --- derived values -------------------------------------------------------------
     @property
@@ -156,11 +186,23 @@ class JobSpec:
         if not isinstance(self.finish, FinishOptions):
             raise SpecError("finish", "Finishing options are malformed.")
         self.finish.validate()
+        if not isinstance(self.review, bool):
+            raise SpecError("review", "'review' must be true or false.")
+        _one_of("planner", self.planner, PLANNERS)
+        _one_of("consistency", self.consistency, CONSISTENCY)
+        if len(self.loras) > MAX_LORAS:
+            raise SpecError("loras", f"At most {MAX_LORAS} LoRAs can be applied to one job; got {len(self.loras)}.")
+        for i, lora in enumerate(self.loras):
+            if not isinstance(lora, LoraChoice):
+                raise SpecError(f"loras[{i}]", "A LoRA choice is malformed.")
+            lora.validate(f"loras[{i}]")
         return replace(self, prompt=prompt, negative_prompt=negative, enhanced_prompt=enhanced)
 
     # --- (de)serialisation ----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        document["loras"] = list(document["loras"])  # JSON's shape, so a round trip compares equal
+        return document
 
     @classmethod
     def from_dict(cls, data: Any) -> "JobSpec":
@@ -178,6 +220,8 @@ class JobSpec:
         for name, value in data.items():
             if name == "finish":
                 values[name] = _finish_from_dict(value)
+            elif name == "loras":
+                values[name] = _loras_from_list(value)
             else:
                 values[name] = _coerce(name, value, _DEFAULTS[name])
         return cls(**values)
@@ -203,12 +247,31 @@ def _finish_from_dict(data: Any) -> FinishOptions:
     return FinishOptions(**{k: _coerce(f"finish.{k}", v, getattr(defaults, k)) for k, v in data.items()})
 
 
+def _loras_from_list(data: Any) -> tuple[LoraChoice, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, (list, tuple)):
+        raise SpecError("loras", "'loras' must be a list of {file, weight, target} objects.")
+    choices = []
+    known = {f.name for f in fields(LoraChoice)}
+    for i, item in enumerate(data):
+        if isinstance(item, LoraChoice):
+            choices.append(item)
+            continue
+        if not isinstance(item, dict) or "file" not in item or set(item) - known:
+            raise SpecError(f"loras[{i}]", f"'loras[{i}]' must be an object with 'file' and optional 'weight', "
+                                           "'target'.")
+        defaults = LoraChoice(file="")
+        choices.append(LoraChoice(**{k: _coerce(f"loras[{i}].{k}", v, getattr(defaults, k)) for k, v in item.items()}))
+    return tuple(choices)
+
+
 # Default of each field, used to know what type a JSON value must have.
 _DEFAULTS: dict[str, Any] = {
     "prompt": "", "mode": "t2v", "negative_prompt": "", "enhanced_prompt": "", "preset": "standard", "duration": 4.0,
     "fps": 24, "width": 1920, "height": 1080, "seed": 0, "guidance": 0.0, "steps": 0,
     "keyframes": 0, "engine": "auto", "motion_strength": 0.5, "image": "", "video": "",
-    "model_set": "default",
+    "model_set": "default", "review": False, "planner": "rules", "consistency": "auto",
 }
 _OPTIONAL = {"seed", "guidance", "steps", "keyframes", "image", "video", "lut", "enhanced_prompt"}
 
@@ -218,6 +281,10 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     short = name.split(".")[-1]
     if value is None and short in _OPTIONAL:
         return None
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise SpecError(name, f"'{name}' must be true or false.")
     if isinstance(default, str) or default is None:
         if isinstance(value, str):
             return value
