@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.common import (
+    PAGE_COMPARE,
     PAGE_CREATE,
     PAGE_GALLERY,
     PAGE_JOB,
@@ -24,7 +25,8 @@ from app_pages.common import (
     generator,
     plain,
 )
-from app_pages.create_form import keep_form_state
+from app_pages.create_state import keep_form_state
+from app_pages.saved_settings import last_used
 from backend.monitor import gpu_badge
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
@@ -64,15 +66,25 @@ st.set_page_config(page_title="Video Studio", page_icon=":material/movie:", layo
 with friendly_errors("start the job queue"):
     generator()  # start the worker with the server's first page view, not the first Generate click
 
+create_page = st.Page(PAGE_CREATE, title="Create", icon=":material/movie_edit:", url_path="create")
+
+
+def open_create() -> None:
+    """The root URL: Streamlit serves the default page at "/" only, so "/" opens /create (which then works)."""
+    st.switch_page(create_page)
+
+
 pages = st.navigation([
-    st.Page(PAGE_CREATE, title="Create", icon=":material/movie_edit:", url_path="create", default=True),
+    st.Page(open_create, title="Video Studio", url_path="start", default=True, visibility="hidden"),
+    create_page,
     st.Page(PAGE_JOB, title="Live job", icon=":material/play_circle:", url_path="job"),
     st.Page(PAGE_QUEUE, title="Queue", icon=":material/queue:", url_path="queue"),
     st.Page(PAGE_GALLERY, title="Gallery", icon=":material/photo_library:", url_path="gallery"),
+    st.Page(PAGE_COMPARE, title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page(PAGE_MODELS, title="Models", icon=":material/deployed_code:", url_path="models"),
     st.Page(PAGE_SYSTEM, title="System", icon=":material/monitor_heart:", url_path="system"),
 ])
 with st.sidebar:
     sidebar_badge()
-keep_form_state()
+keep_form_state(initial=last_used)  # the form survives other pages; a new session gets the last-used settings
 pages.run()

@@ -33,6 +33,7 @@ PAGE_CREATE = "app_pages/create.py"
 PAGE_JOB = "app_pages/live_job.py"
 PAGE_QUEUE = "app_pages/job_queue.py"
 PAGE_GALLERY = "app_pages/gallery.py"
+PAGE_COMPARE = "app_pages/compare.py"
 PAGE_MODELS = "app_pages/models.py"
 PAGE_SYSTEM = "app_pages/system.py"
 

@@ -7,16 +7,21 @@ import streamlit as st
 from app_pages import create_form as form
 from app_pages import create_inputs as inputs
 from app_pages.common import PAGE_JOB, friendly_errors, generator, go, plain, watch
+from app_pages.create_state import apply_reuse, form_values, remember_form
+from app_pages.create_storyboard import storyboard_settings
 from app_pages.preflight_view import preflight_panel
+from app_pages.saved_settings import save_last, saved_settings_section
+from app_pages.variations import variations_controls
 from backend.errors import SpecError
 from backend.prompting import analyze_prompt
 
 st.title("Create")
-form.init_form()
 reuse = st.session_state.pop("reuse_spec", None)
 if isinstance(reuse, dict):
-    form.apply_reuse(reuse)
+    apply_reuse(reuse)
     st.toast("Settings loaded from the gallery.")
+form.init_form()
+saved_settings_section()
 
 form.mode_and_models()
 mode = st.session_state["c_mode"]
@@ -57,7 +62,9 @@ if use_edit:
 # --- settings -------------------------------------------------------------------------------
 form.video_settings()
 form.advanced_settings()
+storyboard_settings()
 form.finishing_settings(inputs.lut)
+remember_form()
 
 # --- pre-flight, then Generate --------------------------------------------------------------
 spec = problem = None
@@ -68,9 +75,13 @@ except SpecError as exc:
     problem = f"{label}: {exc.message}"
 except ValueError as exc:  # e.g. a malformed size from an old job's settings
     problem = str(exc)
-preflight_panel(spec, problem)
+wait = preflight_panel(spec, problem)
 
-if st.button("Generate", key="c_generate", type="primary", icon=":material/movie:"):
+clicked = st.button("Generate", key="c_generate", type="primary", icon=":material/movie:", disabled=wait is not None,
+                    help=wait)
+if wait is not None:
+    st.caption(plain(wait))
+if clicked and wait is None:
     if spec is None:
         st.error(plain(problem or "The form is incomplete."))
     else:
@@ -80,5 +91,9 @@ if st.button("Generate", key="c_generate", type="primary", icon=":material/movie
             except SpecError as exc:  # e.g. an uploaded input that disappeared meanwhile
                 st.error(plain(f"{form.FIELD_LABELS.get(exc.field, exc.field)}: {exc.message}"))
             else:
+                save_last(form_values())
                 watch(job_id)
                 go(PAGE_JOB, job=job_id)
+
+# Variations queue as jobs too: not while models are missing (``wait`` says which).
+variations_controls(lambda: spec if wait is None else None, wait or problem)

@@ -46,11 +46,15 @@ def show_report(report: dict[str, Any]) -> None:
         st.error(plain(report["error"]))
         return
     checks = [c for c in report.get("checks", []) if isinstance(c, dict)]
-    if report.get("ok"):
-        st.success("This machine can generate.")
-    else:
-        st.error("This machine cannot generate yet: fix the FAIL lines.")
     problems = [c for c in checks if c.get("status") != "OK"]
+    failed = sum(1 for c in problems if c.get("status") == "FAIL")
+    if not report.get("ok") or failed:
+        st.error("This machine cannot generate yet: fix the FAIL lines.")
+    elif problems:  # the banner never looks all-clear above warnings
+        st.warning(f"This machine can generate, with {len(problems)} warning{'s' if len(problems) != 1 else ''} "
+                   "below: each says what it costs and how to fix it.")
+    else:
+        st.success("This machine can generate: every check passed.")
     for check in problems:
         show = st.error if check.get("status") == "FAIL" else st.warning
         show(plain(f"{check.get('name')}: {check.get('detail')}" + (f" → {check['hint']}" if check.get("hint")

@@ -1,114 +1,90 @@
-"""Gallery page: finished videos, newest first — play, download, reuse settings, delete."""
+"""Gallery page: finished videos as a grid of posters — filter, sort, play, favourite, compare, delete.
+
+Filters: prompt words (any order) or a job id, seed, engine (asked for or used), model set, state,
+period, favourites; sorted newest or oldest first, favourites first, or by prompt. "Details" opens the
+readable record above the grid; ticking cards offers Compare and bulk delete (asks first).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
-from app_pages.common import (
-    JOB_ID,
-    PAGE_CREATE,
-    TINY_LABEL,
-    fmt_seconds,
-    fmt_when,
-    friendly_errors,
-    generator,
-    go,
-    output_file,
-    plain,
-    preview_file,
-)
-from app_pages.job_panel import downloads, play
+from app_pages.common import JOB_ID, friendly_errors, generator
+from app_pages.gallery_actions import bulk_bar
+from app_pages.gallery_detail import detail_panel
+from app_pages.gallery_grid import PERIODS, SORTS, STATES, GalleryFilter, card, select
+from backend.spec import ENGINES, MODEL_SETS
 
-if TYPE_CHECKING:
-    from backend.jobs.orchestrator import JobStatus
-
-PAGE_SIZE = 10
+COLUMNS = 3
+PAGE_SIZE = 12
 HISTORY_LIMIT = 1000
+MODEL_SET_LABELS = {"default": "Real models", "tiny": "Test models"}
 
 
-def finished_videos(text: str, focus: str | None) -> list["JobStatus"]:
-    """Done jobs whose video is still in outputs/, newest first, matching ``text`` (prompt or id)."""
-    needle = text.strip().lower()
-    found = []
-    for job in generator().history(limit=HISTORY_LIMIT):
-        if job.state != "done" or (focus and job.id != focus):
-            continue
-        if needle and needle not in str(job.spec.get("prompt", "")).lower() and not job.id.startswith(needle):
-            continue
-        if output_file(job.output) is not None:
-            found.append(job)
-    return found
+def filters(focus: str | None) -> GalleryFilter | None:
+    """The filter row; None when the seed typed is not a number (said under it)."""
+    cols = st.columns([3, 1, 1, 1])
+    text = cols[0].text_input("Filter", key="g_filter", placeholder="words from the prompt (any order), or a job id")
+    seed_text = cols[1].text_input("Seed", key="g_seed", placeholder="any")
+    cols[2].selectbox("Period", list(PERIODS), key="g_period", format_func=lambda p: PERIODS[p][0])
+    cols[3].selectbox("Sort", list(SORTS), key="g_sort", format_func=SORTS.get)
+    cols = st.columns([2, 2, 2, 1])
+    engines = cols[0].multiselect("Engine", list(ENGINES), key="g_engines", placeholder="any engine")
+    model_sets = cols[1].multiselect("Models", list(MODEL_SETS), key="g_models", format_func=MODEL_SET_LABELS.get,
+                                     placeholder="any")
+    if "g_states" not in st.session_state:
+        st.session_state["g_states"] = ["done"]
+    states = cols[2].multiselect("State", list(STATES), key="g_states", placeholder="finished videos")
+    favourites_only = cols[3].toggle("Favourites", key="g_favs_only")
+    seed = None
+    if seed_text.strip():
+        if not seed_text.strip().isdigit():
+            st.warning("The seed filter takes a whole number.")
+            return None
+        seed = int(seed_text.strip())
+    return GalleryFilter(words=text, seed=seed, engines=tuple(engines), model_sets=tuple(model_sets),
+                         states=tuple(states) or ("done",), days=PERIODS[st.session_state["g_period"]][1],
+                         favourites_only=favourites_only, sort=st.session_state["g_sort"], focus=focus)
 
 
-def item(job: "JobStatus") -> None:
-    video = output_file(job.output)
-    if video is None:
+def grid(rule: GalleryFilter) -> None:
+    from backend.jobs.favourites import favourite_ids
+    from backend.jobs.variations import groups_by_job
+
+    store = generator().store
+    favourites = favourite_ids(store)
+    detail = st.session_state.get("g_detail")
+    if isinstance(detail, str) and JOB_ID.fullmatch(detail):
+        detail_panel(detail, favourites)
+    jobs = select(generator().history(limit=HISTORY_LIMIT), rule, favourites)
+    if not jobs:
+        filtered = rule != GalleryFilter(sort=rule.sort)
+        st.info("No video matches." if filtered else "No videos yet.")
         return
-    spec = job.spec
-    with st.container(border=True):
-        poster_col, info_col = st.columns([1, 3])
-        poster = next((p for p in (preview_file(x) for x in job.previews) if p is not None), None)
-        if poster is not None:
-            poster_col.image(str(poster), width="stretch")
-        else:
-            poster_col.caption("(no poster)")
-        with info_col:
-            st.text(spec.get("prompt", ""))
-            details = [f"{float(spec.get('duration', 0)):g} s", f"{spec.get('width')}×{spec.get('height')}",
-                       f"{spec.get('fps')} fps", f"seed {spec.get('seed')}", f"took {fmt_seconds(job.elapsed)}",
-                       fmt_when(job.finished)]
-            st.caption(plain(" · ".join(details)))
-            if spec.get("model_set") == "tiny":
-                st.caption(f":orange[{TINY_LABEL}]")
-            if st.toggle("Play", key=f"g_play_{job.id}"):
-                play(video, job.record.format if job.record is not None else None)
-            downloads(job, video, key_prefix="g")
-            cols = st.columns(3)
-            if cols[0].button("Reuse settings", key=f"g_reuse_{job.id}", icon=":material/edit:"):
-                st.session_state["reuse_spec"] = dict(spec)
-                go(PAGE_CREATE)
-            _delete(job, cols[1], cols[2])
-
-
-def _delete(job: "JobStatus", ask_col: DeltaGenerator, confirm_col: DeltaGenerator) -> None:
-    confirming = st.session_state.get("g_confirm") == job.id
-    if not confirming:
-        if ask_col.button("Delete", key=f"g_delete_{job.id}", icon=":material/delete:"):
-            st.session_state["g_confirm"] = job.id
-            st.rerun()
-        return
-    st.warning("Delete this video and its settings file? This cannot be undone.")
-    if ask_col.button("Yes, delete", key=f"g_yes_{job.id}", type="primary"):
-        with friendly_errors("delete the video"):
-            st.session_state.pop("g_confirm", None)
-            if generator().delete(job.id):
-                st.toast("Deleted.")
-            st.rerun()
-    if confirm_col.button("Keep it", key=f"g_keep_{job.id}"):
-        st.session_state.pop("g_confirm", None)
-        st.rerun()
+    pages = max(1, -(-len(jobs) // PAGE_SIZE))
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="g_page"))
+    st.caption(f"{len(jobs)} video(s) · {SORTS.get(rule.sort, '').lower()}")
+    shown = jobs[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    bulk_bar([job.id for job in shown])
+    groups = groups_by_job(store)
+    for row in range(0, len(shown), COLUMNS):
+        for col, job in zip(st.columns(COLUMNS), shown[row: row + COLUMNS]):
+            with col:
+                card(job, favourites, groups.get(job.id))
 
 
 st.title("Gallery")
 focus = st.query_params.get("job")
 focus = focus if focus and JOB_ID.fullmatch(focus) else None
-text = st.text_input("Filter", key="g_filter", placeholder="words from the prompt, or a job id")
-if focus and st.button("Show all videos"):
+if focus and st.session_state.get("g_focus_seen") != focus:
+    st.session_state["g_focus_seen"] = focus  # arriving from "Open in gallery": its details open once
+    st.session_state["g_detail"] = focus
+if focus and st.button("Show all videos", key="g_show_all"):
     del st.query_params["job"]
     st.rerun()
-
 with friendly_errors("list the videos"):
-    videos = finished_videos(text, focus)
-    if not videos:
-        st.info("No videos yet." if not text and not focus else "No video matches.")
-    else:
-        pages = max(1, -(-len(videos) // PAGE_SIZE))
-        page = 1
-        if pages > 1:
-            page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="g_page"))
-        st.caption(f"{len(videos)} video(s), newest first")
-        for job in videos[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]:
-            item(job)
+    rule = filters(focus)
+    if rule is not None:
+        grid(rule)

@@ -26,6 +26,7 @@ from app_pages.common import (
     preview_file,
     spec_summary,
 )
+from app_pages.storyboard_editor import storyboard_editor
 
 if TYPE_CHECKING:
     from backend.jobs.orchestrator import JobStatus
@@ -90,23 +91,37 @@ def _running(status: "JobStatus") -> None:
     cols[0].metric("Overall", f"{status.fraction:.0%}")
     cols[1].metric("Elapsed", fmt_seconds(status.elapsed))
     cols[2].metric("Remaining (est.)", fmt_seconds(status.eta_seconds))
-    storyboard(status.previews)
-    with st.expander("Log", expanded=False):
+    with st.container():  # always there, so the first keyframe does not shift (and close) the Log below
+        storyboard(status.previews, status.id)
+    with st.expander("Log", expanded=False, key=f"log_{status.id}"):  # keyed: stays open across refreshes
         st.code("\n".join(status.log[-LOG_TAIL:]) or "(no messages yet)", language=None)
 
 
-def storyboard(previews: tuple[str, ...] | list[str]) -> None:
-    """The keyframes made so far, as a strip."""
+def storyboard(previews: tuple[str, ...] | list[str], job_id: str | None = None) -> None:
+    """The keyframes made so far, as a strip: the previews, else (a cancelled, failed or interrupted job)
+    the keyframes still in its work folder. A file that vanishes while it is read is left out."""
     files = [f for f in (preview_file(p) for p in previews) if f is not None]
-    if not files:
+    if not files and job_id is not None:
+        folder = generator().paths.job_workdir(job_id) / "keyframes"
+        files = sorted(folder.glob("keyframe_[0-9][0-9][0-9].png")) if folder.is_dir() else []
+    pictures = []
+    for file in files:
+        try:
+            pictures.append(file.read_bytes())
+        except OSError:  # deleted or replaced meanwhile (a resume cleaning up, a finished job moving it)
+            continue
+    if not pictures:
         return
     st.caption("Storyboard")
-    st.image([str(f) for f in files], width=160, caption=[f"keyframe {i + 1}" for i in range(len(files))])
+    st.image(pictures, width=160, caption=[f"keyframe {i + 1}" for i in range(len(pictures))])
 
 
 def finished_view(status: "JobStatus") -> None:
     if status.state == "done":
         _done(status)
+        return
+    if status.state == "awaiting_review":
+        storyboard_editor(status)
         return
     if status.state == "cancelled":
         st.info("The job was cancelled.")
@@ -115,7 +130,7 @@ def finished_view(status: "JobStatus") -> None:
                    " stopped.")
     else:
         st.error(plain(status.error or "The job failed without a message. Details are in the studio log."))
-    storyboard(status.previews)
+    storyboard(status.previews, status.id)
     if status.log:
         with st.expander("Log"):
             st.code("\n".join(status.log[-LOG_TAIL:]), language=None)

@@ -111,3 +111,9 @@ for title, keys in (("Real models", default_keys + other_keys), (f"{TINY_LABEL} 
     for key in keys:
         with friendly_errors(f"show {key}"):
             model_card(MODELS[key])
+    if title == "Real models":
+        with friendly_errors("show the IP-Adapter"):
+            actions.ip_adapter_card()
+st.subheader("LoRA styles")
+with friendly_errors("read the LoRA folder"):
+    actions.lora_section()

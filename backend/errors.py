@@ -96,3 +96,19 @@ class DownloadError(StudioError):
 
 class JobCancelled(Exception):
     """Raised inside a stage (typically from a diffusers step callback) when the user cancels."""
+
+
+class StoryboardError(StudioError, ValueError):
+    """A storyboard edit that cannot be done (the job is not waiting for review, a bad index or time...)."""
+
+
+class AwaitingReview(Exception):  # noqa: N818 - a pause, not an error
+    """Not a failure: the keyframes are done and the job waits for the user to review them (``review``)."""
+
+    def __init__(self, record: object) -> None:
+        super().__init__("the storyboard is ready for review")
+        self.record = record  # the JobRecord so far, with its storyboard
+
+
+class LoraError(StudioError, ValueError):
+    """A LoRA file that cannot be applied (not a LoRA, made for another model, a pipeline without LoRA support)."""

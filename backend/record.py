@@ -330,6 +330,10 @@ class Storyboard(Record):
     segment_prompts: list[str] = field(default_factory=list)  # motion text between keyframe i and i+1
     edits: list[StoryboardEdit] = field(default_factory=list)
     approved: bool = False  # the user said Animate (or the job was not reviewed)
+    duration: float | None = None  # seconds of new video the times are within
+    motion_frames: int | None = None  # frames of the motion clip the times map onto
+    min_keyframes: int = 1  # what the motion engine can use (a first-last engine needs one per call)
+    max_keyframes: int = 16
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

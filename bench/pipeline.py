@@ -36,11 +36,12 @@ from backend.memory.oom import error_summary
 from backend.models.registry import keyframe_model_for, model_for
 from backend.paths import runtime_paths
 from backend.prompting import analyze_prompt
-from backend.record import KeyframesRecord, ModelStageRecord, StageRecords
+from backend.record import KeyframesRecord, ModelStageRecord, StageRecords, Storyboard, StoryboardFrame
 from backend.spec import FinishOptions, JobSpec
 from backend.stages import keyframes, motion
 from backend.stages.context import StageContext
 from backend.stages.finish import FinishTarget, finish
+from backend.stages.keyframe_style import Consistency, prepare_consistency
 from bench import report as rep
 from bench.configs import (
     PROMPT,
@@ -112,12 +113,14 @@ class Bench:
                            sink=lambda f, m, step, t, p: clock.mark() if step is not None else None)
         analysis = analyze_prompt(spec.prompt, spec.negative_prompt)
         if shape.stage == "keyframes":
-            return keyframes.run(ctx, keyframes.KeyframeInputs(analysis, 1, shape.width / shape.height)).record
+            board = Storyboard(frames=[StoryboardFrame(0.0, analysis.enhanced_prompt, seed=SEED)])
+            return keyframes.run(ctx, keyframes.KeyframeInputs(analysis, board, shape.width / shape.height)).record
         choice = motion.choose_motion(self.model_set, engine, spec.preset, spec.fps, manager.hardware)
         return motion.run(ctx, motion.MotionInputs(analysis, [folder / "start.png"], shape.frames, choice)).record
 
     def plain(self, pipe: Any) -> Any:
-        """The pipeline as diffusers leaves it: on the device, no tiling, slicing or chunking."""
+        """The pipeline as diffusers leaves it: on the device, no tiling, slicing or chunking, no IP-Adapter."""
+        prepare_consistency(pipe, Consistency("independent", "the plain pipeline"), runtime_paths().models)
         apply_plan(pipe, MemoryPlan(level=self.device if self.device == "cpu" else "gpu", device=self.device,
                                     dtype=str(self.dtype).replace("torch.", "")))
         return pipe

@@ -18,6 +18,7 @@ from backend.memory import MemoryManager, detect_hardware
 from backend.memory.plans import MemoryPlan
 from backend.models.registry import MODELS
 from backend.prompting import analyze_prompt
+from backend.record import Storyboard, StoryboardFrame
 from backend.spec import JobSpec
 from backend.stages import keyframes, motion
 from backend.stages.context import StageContext
@@ -60,7 +61,7 @@ def test_keyframes_and_ltx_motion_stay_bfloat16(tmp_path, memory):
                    duration=1, fps=24, keyframes=3).validate()
     analysis = analyze_prompt(spec.prompt)
     kf = keyframes.run(context(tmp_path, "keyframes", memory, spec),
-                       keyframes.KeyframeInputs(analysis, 3, motion_aspect=96 / 64))
+                       keyframes.KeyframeInputs(analysis, _storyboard(3), motion_aspect=96 / 64))
     assert len(kf.paths) == 3 and kf.record.memory_plan["dtype"] == "bfloat16"
     sdxl = memory.manager._resident["tiny-sdxl"].pipe  # img2img (from_pipe) ran for keyframes 2 and 3
     assert weight_dtypes(sdxl) == {torch.bfloat16}
@@ -72,3 +73,7 @@ def test_keyframes_and_ltx_motion_stay_bfloat16(tmp_path, memory):
     assert sum(len(clip) for clip in moved.segments) == 24 and moved.record.memory_plan["dtype"] == "bfloat16"
     ltx = memory.manager._resident[MODELS["tiny-ltx"].key].pipe
     assert weight_dtypes(ltx) == {torch.bfloat16}
+
+
+def _storyboard(count: int) -> Storyboard:
+    return Storyboard(frames=[StoryboardFrame(float(i), f"a red kite over a beach, moment {i}") for i in range(count)])

@@ -56,7 +56,11 @@ def listening(pid: int) -> set[tuple[str, int]]:
     process = psutil.Process(pid)
     found = set()
     for proc in (process, *process.children(recursive=True)):
-        for conn in proc.net_connections(kind="inet"):
+        try:
+            connections = proc.net_connections(kind="inet")
+        except psutil.NoSuchProcess:  # launch.sh's short-lived helpers (setup checks) come and go
+            continue
+        for conn in connections:
             if conn.status == psutil.CONN_LISTEN:
                 found.add((conn.laddr.ip, conn.laddr.port))
     return found

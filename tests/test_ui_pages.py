@@ -63,6 +63,9 @@ def test_queue_lists_cancels_removes_and_requeues(idle_studio: Path) -> None:  #
 
     at.button(key=f"q_cancel_{running_id}").click()
     run(at)
+    assert not gen.store.get(running_id).cancel_requested  # a running job asks first
+    at.button(key=f"q_cancel_yes_{running_id}").click()
+    run(at)
     assert gen.store.get(running_id).cancel_requested
 
     at.button(key=f"q_requeue_{failed_id}").click()
@@ -196,3 +199,29 @@ def test_missing_diagnostics_script_is_a_clear_message(tmp_path: Path) -> None:
 
     report = run_diagnostics(tmp_path / "test_system.py")
     assert "not installed" in report["error"]
+
+
+def _diagnostics_page() -> None:  # an AppTest script: the report comes from the session
+    import streamlit as st
+
+    from app_pages.diagnostics import show_report
+
+    show_report(st.session_state["report"])
+
+
+@pytest.mark.parametrize(("statuses", "banner", "says"), [
+    (["OK", "OK"], "success", "every check passed"),
+    (["OK", "WARN", "WARN"], "warning", "with 2 warnings"),
+    (["OK", "WARN", "FAIL"], "error", "cannot generate"),
+])
+def test_the_diagnostics_banner_reflects_the_warnings(statuses: list[str], banner: str, says: str) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    checks = [{"name": f"check {i}", "status": s, "detail": f"detail {i}", "hint": ""} for i, s in enumerate(statuses)]
+    at = AppTest.from_function(_diagnostics_page)
+    at.session_state["report"] = {"ok": "FAIL" not in statuses, "checks": checks}
+    at.run()
+    assert not at.exception
+    banners = {"success": at.success, "warning": at.warning, "error": at.error}
+    assert says in banners[banner][0].value  # the first line the user reads
+    assert banner == "success" or not at.success  # never green above warnings

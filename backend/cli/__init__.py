@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from backend.cli import api, finish, fleet, generate, jobs, logs, models, plan
+from backend.cli import analyze, api, finish, fleet, generate, jobs, logs, models, plan, storyboard
 from backend.cli.common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, CliError
 from backend.errors import SpecError, StudioError
 from backend.library_logging import FILE_ONLY
 from backend.paths import runtime_paths
 
-COMMANDS = (generate, jobs, finish, plan, models, api, fleet)
+COMMANDS = (generate, jobs, finish, plan, models, api, fleet, storyboard, analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:

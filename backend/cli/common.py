@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from backend.jobs.status import JobStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+REVIEW = "awaiting_review"  # the store's state of a job whose storyboard waits for the user
 TAKEOVER_S = 1.0  # how often a waiting process tries to take the worker over from one that left
 
 
@@ -47,11 +48,25 @@ def follow_all(generator: "VideoGenerator", job_ids: list[str], *, as_json: bool
             print(json.dumps(job_summary(status), ensure_ascii=False))
         elif status.state == "done":
             print(status.output)
+        elif status.state == REVIEW:
+            print(f"job {status.id} is waiting for review: python -m backend storyboard {status.id[:8]} "
+                  f"(edit), python -m backend continue {status.id[:8]} (animate)")
         else:
             print(f"error: job {status.id} {status.state}: {status.error or ''}".rstrip(": "), file=sys.stderr)
-    if all(s.state == "done" for s in results):
+    if all(s.state in ("done", REVIEW) for s in results):
         return EXIT_OK
     return EXIT_CANCELLED if any(s.state == "cancelled" for s in results) else EXIT_FAILED
+
+
+def wait_for_review(generator: "VideoGenerator", job_id: str, *, quiet: bool) -> None:
+    """Follow a job that was queued again for a storyboard edit until it waits for review again."""
+    try:
+        status = _follow(generator, job_id, quiet=quiet)
+    except KeyboardInterrupt:
+        generator.cancel(job_id)
+        raise
+    if status.state != REVIEW:
+        raise CliError(f"job {job_id[:8]} {status.state}: {status.error or 'the keyframe was not redrawn'}")
 
 
 def _follow(generator: "VideoGenerator", job_id: str, *, quiet: bool) -> "JobStatus":

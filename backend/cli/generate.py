@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend.cli.common import EXIT_CANCELLED, CliError, follow_all
 from backend.cli.manifest import load_manifest, stored_input
-from backend.spec import ENGINES, MODEL_SETS, MODES, PRESET_NAMES, JobSpec
+from backend.spec import CONSISTENCY, ENGINES, MODEL_SETS, MODES, PLANNERS, PRESET_NAMES, JobSpec, LoraChoice
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.jobs.orchestrator import VideoGenerator
@@ -35,6 +35,14 @@ def add_parser(sub: Any) -> None:
     gen.add_argument("--engine", choices=ENGINES, default="auto",
                      help="motion engine; auto = the most storyboard-faithful one that fits this machine")
     gen.add_argument("--motion-strength", type=float, default=0.5)
+    gen.add_argument("--review", action="store_true",
+                     help="stop after the keyframes so you can review and edit them (then: continue JOB)")
+    gen.add_argument("--planner", choices=PLANNERS, default="rules",
+                     help="who writes the storyboard's prompts: rules (instant) or llm (a local instruct model)")
+    gen.add_argument("--consistency", choices=CONSISTENCY, default="auto",
+                     help="how later keyframes keep the subject: auto, ip-adapter, img2img or independent")
+    gen.add_argument("--lora", action="append", default=[], metavar="FILE[:WEIGHT[:TARGET]]",
+                     help="a LoRA file in models/loras/ (weight 0.8, target keyframes unless given); repeatable")
     gen.add_argument("--manifest", type=Path, help="JSON file with a list of job specs (batch)")
     gen.add_argument("--json", action="store_true", help="print the job record(s) as JSON")
     gen.set_defaults(run=run)
@@ -68,8 +76,19 @@ def _spec_from_args(args: argparse.Namespace, generator: "VideoGenerator") -> Jo
         prompt=args.prompt, negative_prompt=args.negative, mode=args.mode, preset=args.preset,
         duration=args.duration, fps=args.fps, width=width, height=height, seed=args.seed, steps=args.steps,
         guidance=args.guidance, keyframes=args.keyframes, engine=args.engine, motion_strength=args.motion_strength,
-        image=image, video=video, model_set=args.models,
+        image=image, video=video, model_set=args.models, review=args.review, planner=args.planner,
+        consistency=args.consistency, loras=tuple(parse_lora(text) for text in args.lora),
     ).validate()
+
+
+def parse_lora(text: str) -> LoraChoice:
+    """``name.safetensors[:weight[:target]]`` → a LoRA choice (validated with the spec)."""
+    name, _, rest = text.partition(":")
+    weight, _, target = rest.partition(":")
+    try:
+        return LoraChoice(name, float(weight) if weight else 0.8, target or "keyframes")
+    except ValueError as exc:
+        raise CliError(f"--lora {text!r}: the weight must be a number (e.g. style.safetensors:0.7)") from exc
 
 
 def _specs_from_manifest(path: Path, generator: "VideoGenerator") -> list[JobSpec]:

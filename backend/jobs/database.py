@@ -60,6 +60,30 @@ CREATE TABLE IF NOT EXISTS timings (   -- measured seconds per unit of work, for
     updated REAL NOT NULL
 );
 """
+# Tables added after schema version 1: a database without them is set up again on open (CREATE ... IF NOT
+# EXISTS), so older databases gain them without a version bump; reads of them tolerate their absence (a
+# read-only old database).
+_ADDED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS job_groups (  -- variations queued together, shown side by side
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+    group_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    label TEXT NOT NULL,               -- what differs, e.g. "seed 43"
+    axis TEXT NOT NULL,                -- the setting varied: seed | guidance | motion_strength | engine | grade
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_groups_group ON job_groups(group_id, position);
+CREATE TABLE IF NOT EXISTS queue_flags (  -- persisted queue settings, e.g. paused = '1'
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS favourites (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+    added REAL NOT NULL
+);
+"""
+ADDED_TABLES = ("job_groups", "queue_flags", "favourites")
+PAUSED_FLAG = "paused"  # queue_flags key: while its value is '1', claim_next hands out no job
 
 
 class StoreReadOnly(StudioError, sqlite3.OperationalError):
@@ -76,14 +100,17 @@ class StoreFull(DiskFull, sqlite3.OperationalError):
 
 
 def create_schema(db: sqlite3.Connection) -> None:
-    db.executescript(_SCHEMA)
+    db.executescript(_SCHEMA + _ADDED_SCHEMA)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def is_current(db: sqlite3.Connection) -> bool:
     """The schema is in place and the file is in WAL mode: opening it needs no write (both are read-only checks)."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    return version >= SCHEMA_VERSION and db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+    if version < SCHEMA_VERSION or db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        return False
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+    return names.issuperset(ADDED_TABLES)
 
 
 def set_up(db: sqlite3.Connection) -> None:

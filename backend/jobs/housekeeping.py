@@ -15,7 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
-from backend.jobs.store import DONE, QUEUED, RUNNING, JobStore
+from backend.jobs.store import AWAITING_REVIEW, DONE, QUEUED, RUNNING, JobStore
 from backend.paths import RuntimePaths
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,8 @@ def prune_work_folders(paths: RuntimePaths, store: JobStore, max_age_days: float
     cutoff = time.time() - max_age_days * 86400
     for folder in jobs_root.iterdir():
         row = store.get(folder.name)
-        keep = row is not None and (row.state in (QUEUED, RUNNING) or (row.finished or time.time()) > cutoff)
+        waiting = row is not None and row.state in (QUEUED, RUNNING, AWAITING_REVIEW)
+        keep = row is not None and (waiting or (row.finished or time.time()) > cutoff)
         if row is not None and row.state == DONE:
             keep = False
         if not keep:

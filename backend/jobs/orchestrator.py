@@ -14,10 +14,7 @@ stages are run by the ``JobRunner``, and its failure is classified by the error 
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -26,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from backend.errors import DiskFull, StudioError
+from backend.errors import AwaitingReview, DiskFull
 from backend.jobs import housekeeping
 from backend.jobs.admission import admit
 from backend.jobs.database import StoreReadOnly
@@ -34,7 +31,19 @@ from backend.jobs.eta import Calibration, EtaEstimator
 from backend.jobs.failures import as_disk_full, classify_failure
 from backend.jobs.runner import JobHooks, JobOutcome, JobRunner
 from backend.jobs.status import JobStatus, LiveProgress
-from backend.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, JobRow, JobStore
+from backend.jobs.store import (
+    AWAITING_REVIEW,
+    CANCELLED,
+    DONE,
+    FAILED,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    JobRow,
+    JobStore,
+)
+from backend.jobs.storyboard import StoryboardEditor
+from backend.jobs.worker_lock import take_worker_lock
 from backend.library_logging import FILE_ONLY
 from backend.media.safe_files import unlink_inside
 from backend.memory import HardwareProfile, MemoryManager, detect_hardware
@@ -138,26 +147,8 @@ class VideoGenerator:
     def _acquire_worker_lock(self) -> bool:
         if self.store.read_only:  # a worker must write: say so now, in one sentence, not at the first job
             raise StoreReadOnly(self.store.path, self.store.read_only)
-        try:
-            self.paths.state.mkdir(parents=True, exist_ok=True)
-            handle = open(self.paths.state / "worker.lock", "a+")
-        except OSError as exc:
-            raise _unwritable(self.paths.state, exc) from exc
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(str(os.getpid()))
-            handle.flush()
-        except OSError as exc:
-            handle.close()
-            raise _unwritable(self.paths.state, exc) from exc
-        self._lock_file = handle
-        return True
+        self._lock_file = take_worker_lock(self.paths.state)
+        return self._lock_file is not None
 
     # --- public API ---------------------------------------------------------------------
     def submit(self, spec: JobSpec) -> str:
@@ -166,7 +157,7 @@ class VideoGenerator:
 
     def submit_all(self, specs: list[JobSpec]) -> list[str]:
         """Validate every spec, then queue them all in one transaction: all or none (a batch, Ctrl-C)."""
-        admitted = [admit(spec) for spec in specs]
+        admitted = [admit(spec, self.paths.models) for spec in specs]
         jobs = [(uuid.uuid4().hex, spec.to_dict()) for spec in admitted]
         self.store.add_all(jobs)
         with self._lock:
@@ -211,6 +202,10 @@ class VideoGenerator:
     def resume(self, job_id: str) -> bool:
         """The UI's and CLI's Resume: same as ``requeue`` (finished stages are kept, the rest re-run)."""
         return self.requeue(job_id)
+
+    def storyboard_editor(self) -> StoryboardEditor:
+        """Edits of a job waiting for review; an edit that draws a keyframe queues the job again."""
+        return StoryboardEditor(self.paths, self.store)
 
     def resumable_stages(self, job_id: str) -> list[str]:
         """Stages a resume would keep (checkpointed, artifacts intact), in order; [] = starts over."""
@@ -273,10 +268,13 @@ class VideoGenerator:
         outcome: JobOutcome | None = None
         spec: JobSpec | None = None
         failure: BaseException | None = None
+        review: AwaitingReview | None = None
         try:
             spec = JobSpec.from_dict(row.spec)  # inside the try: a spec the store can't give back fails the job
             outcome = self._execute(job_id, spec, live)
             state = DONE
+        except AwaitingReview as paused:  # keyframes done: the storyboard waits for the user, the worker moves on
+            state, review = AWAITING_REVIEW, paused
         except Exception as exc:  # noqa: BLE001 - every failure must end the job, not the worker
             failure = as_disk_full(exc, self.paths.root) or exc
             state, error = classify_failure(failure)
@@ -291,8 +289,11 @@ class VideoGenerator:
         elif isinstance(failure, DiskFull):
             self._runner().discard_scratch(job_id)  # give the disk back (the store may need it to say so)
         try:
-            self._record_end(job_id, live, state, error, outcome)
-            if live.handover:
+            if review is not None:
+                self.store.park_for_review(job_id, review.record, "storyboard ready: review it, then Animate")
+            else:
+                self._record_end(job_id, live, state, error, outcome)
+            if live.handover and review is None:
                 self.store.requeue(job_id)  # finished stages are kept: the next worker resumes it
         except Exception:
             with self._lock:  # the store cannot say how it ended (disk full): this process still knows
@@ -387,11 +388,3 @@ class VideoGenerator:
                                previews=tuple(live.previews), log=tuple(live.log))
             logs = self._finished_logs.get(row.id)
         return replace(status, log=logs) if logs else status
-
-
-def _unwritable(folder: Path, exc: OSError) -> StudioError:
-    """The studio's state folder cannot be written: a full disk, or a read-only folder or disk."""
-    if exc.errno == errno.ENOSPC:
-        return DiskFull(f"{folder}: {exc.strerror}")
-    return StudioError(f"The studio cannot write to {folder} ({exc.strerror or exc}): make the folder writable, "
-                       "or point STUDIO_HOME at one that is.")

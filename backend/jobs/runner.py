@@ -9,6 +9,7 @@ stage's typed record; the runner checkpoints that record with the stage's artifa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import threading
@@ -20,15 +21,17 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from backend.errors import JobCancelled
+from backend.errors import AwaitingReview, JobCancelled
 from backend.faults import kill_point
 from backend.jobs import checkpoints
 from backend.jobs.outputs import compact_comment, output_stem, save_previews, software_versions, write_sidecar
 from backend.jobs.store import JobStore
+from backend.jobs.storyboard import MAX_KEYFRAMES, file_sha256, new_storyboard, storyboard_positions
 from backend.media.clip import Clip
 from backend.media.video_io import check_ffmpeg, last_frames, probe_video
 from backend.memory import MemoryManager
 from backend.paths import RuntimePaths
+from backend.prompting import PromptAnalysis
 from backend.record import (
     FinishRecord,
     JobRecord,
@@ -36,6 +39,7 @@ from backend.record import (
     ResumeInfo,
     StageRecord,
     StageRecords,
+    Storyboard,
 )
 from backend.spec import JobSpec
 from backend.stages import analyze, assemble, finish, keyframes, motion
@@ -76,6 +80,7 @@ class _Run:
     record: JobRecord
     kept: dict[str, StageRecord]  # stage -> its record from the previous run, artifacts intact
     hooks: JobHooks
+    previous: JobRecord | None  # the record of this job's previous run (its storyboard and analysis)
     submitted: datetime  # when the job was queued: names its video, so a resumed run replaces, not adds
 
 
@@ -97,7 +102,8 @@ class JobRunner:
         kept = self.kept_stages(job_id)  # after the clean-up: only what will really be reused
         row = self.store.get(job_id)
         submitted = datetime.fromtimestamp(row.created) if row is not None else datetime.now()
-        job = _Run(job_id, spec, workdir, self._new_record(job_id, spec, kept), kept, hooks, submitted)
+        previous = row.record if row is not None else None
+        job = _Run(job_id, spec, workdir, self._new_record(job_id, spec, kept), kept, hooks, previous, submitted)
         if hooks.cancel.is_set():
             raise JobCancelled("cancelled before it started")
         try:
@@ -109,33 +115,37 @@ class JobRunner:
     # --- the stages, in order ---------------------------------------------------------------
     def _stages(self, job: _Run) -> JobOutcome:
         spec, workdir, record = job.spec, job.workdir, job.record
-        # 1. Prompt analysis.
-        started, ctx = time.monotonic(), self._context(job, "analyze")
-        analysed = analyze.run(ctx, analyze.AnalyzeInputs(spec.prompt, spec.negative_prompt, spec.enhanced_prompt))
-        record.analysis = analysed.analysis.to_dict()
-        self._finish_stage(job, ctx, started, analysed.record)
-
-        # 2. The motion engine first (on a small GPU the planner may cap its size or substitute the light
-        #    engine), then the inputs the user gave (i2v image, or the video to extend).
+        # 1. The motion engine first (on a small GPU the planner may cap its size or substitute the light
+        #    engine): it decides how many keyframes the storyboard has. Then the inputs the user gave.
         choice = motion.choose_motion(spec.model_set, spec.engine, spec.preset, spec.fps, self.memory.hardware)
         start_image, source = self._user_inputs(spec)
-
-        # 3. Keyframes (those already on disk are kept).
         frames_needed = max(2, round(spec.duration * choice.fps) + (1 if source is not None else 0))
-        count = choice.keyframes_for(min(spec.keyframe_count(), max(1, frames_needed // 2)), frames_needed)
+
+        # 2. The shot plan: analysis and storyboard (a reviewed or resumed job keeps the storyboard it has).
+        analysis, board = self._plan(job, choice, frames_needed, start_image is not None)
+
+        # 3. Keyframes (those already on disk are kept); a job under review stops here until Animate.
         started, ctx = time.monotonic(), self._context(job, "keyframes")
         reused = len(checkpoints.keyframe_files(workdir))
         kf = keyframes.run(ctx, keyframes.KeyframeInputs(
-            analysed.analysis, count, motion_aspect=choice.size[0] / choice.size[1], start_image=start_image,
+            analysis, board, motion_aspect=choice.size[0] / choice.size[1], start_image=start_image,
             start_fit="fill" if source is not None else "pad", requested=spec.keyframe_count()))
         record.models.keyframes = kf.record.model
+        for frame, path, seed in zip(board.frames, kf.paths, kf.record.seeds):
+            frame.image_sha256 = file_sha256(path)
+            if frame.source == "generated":
+                frame.seed = seed  # the seed really used (a shared one in the IP-Adapter and independent modes)
         self._finish_stage(job, ctx, started, kf.record, artifacts=kf.paths, reused=reused)
+        if not board.approved:
+            raise AwaitingReview(record)
 
         # 4. Motion (finished segments are kept).
         started, ctx = time.monotonic(), self._context(job, "motion")
         reused = checkpoints.finished_segments(workdir)
         tail = tuple(Image.fromarray(f) for f in last_frames(source, motion.CONTINUATION_LEAD)) if source else ()
-        moved = motion.run(ctx, motion.MotionInputs(analysed.analysis, kf.paths, frames_needed, choice, tail))
+        moved = motion.run(ctx, motion.MotionInputs(analysis, kf.paths, frames_needed, choice, tail,
+                                                    positions=self._positions(ctx, board, frames_needed),
+                                                    segment_prompts=list(board.segment_prompts) or None))
         record.models.motion = moved.record.model
         segment_files = [p for clip in moved.segments for p in motion.segment_files(clip)]
         self._finish_stage(job, ctx, started, moved.record, artifacts=segment_files, reused=reused)
@@ -156,6 +166,37 @@ class JobRunner:
 
         # 7. Record, previews, sidecar (the work folder goes once the store says done).
         return self._deliver(job.job_id, record, finished, kf.paths)
+
+    def _plan(self, job: _Run, choice: motion.MotionChoice, frames_needed: int,
+              start_image: bool) -> tuple[PromptAnalysis, Storyboard]:
+        """Analysis and storyboard: planned now, or the ones an earlier run of this job made (and the user
+        may have edited while reviewing), so that a re-run never re-plans what the user saw."""
+        spec = job.spec
+        started, ctx = time.monotonic(), self._context(job, "analyze")
+        kept = _earlier_plan(job.previous)
+        if kept is not None:
+            analysis, board, stage_record = kept
+        else:
+            count = choice.keyframes_for(min(spec.keyframe_count(), max(1, frames_needed // 2)), frames_needed)
+            analysed = analyze.run(ctx, analyze.AnalyzeInputs(
+                spec.prompt, spec.negative_prompt, spec.enhanced_prompt, keyframes=count, duration=spec.duration,
+                planner=spec.planner, model_set=spec.model_set, models_root=self.paths.models))
+            limits = (choice.keyframes_for(1, frames_needed), max(1, min(MAX_KEYFRAMES, frames_needed // 2)))
+            if limits[0] == 1 and count == 1:
+                limits = (1, 1)  # an engine that continues one shot uses only the first keyframe
+            board = new_storyboard(analysed.plan, spec, start_image=start_image, limits=limits, frames=frames_needed)
+            analysis, stage_record = analysed.analysis, analysed.record
+        job.record.analysis, job.record.storyboard = analysis.to_dict(), board
+        self._finish_stage(job, ctx, started, stage_record)
+        return analysis, board
+
+    @staticmethod
+    def _positions(ctx: StageContext, board: Storyboard, frames_needed: int) -> list[int] | None:
+        positions = storyboard_positions(board, frames_needed)
+        if positions != sorted(set(positions)):  # times closer than a frame at this engine's rate
+            ctx.log("storyboard times closer than one frame: keyframes spread evenly instead")
+            return None
+        return positions
 
     def _context(self, job: _Run, stage: str) -> StageContext:
         job.hooks.begin_stage(stage)
@@ -222,7 +263,8 @@ class JobRunner:
         attempt = previous.record.attempt + 1 if previous is not None and previous.record is not None else 1
         record = JobRecord(id=job_id, spec=spec.to_dict(), created=time.time(), attempt=attempt,
                            stages=StageRecords(), models=ModelsUsed(), software=software_versions(),
-                           hardware=self.memory.hardware.to_dict(), note=TINY_NOTE if spec.model_set == "tiny" else None)
+                           hardware=self.memory.hardware.to_dict(),
+                           note=TINY_NOTE if spec.model_set == "tiny" else None)
         if attempt > 1:
             record.resume = ResumeInfo(kept_stages=list(kept), at=time.time())
         return record
@@ -263,3 +305,17 @@ class JobRunner:
             probe_video(video)  # a clear error before any model is loaded
             return Image.fromarray(last_frames(video, 1)[-1]), video
         return None, None
+
+
+def _earlier_plan(previous: JobRecord | None) -> tuple[PromptAnalysis, Storyboard, StageRecord] | None:
+    """The analysis, storyboard and analyse record an earlier run of the job made, if complete and readable."""
+    if previous is None or previous.storyboard is None or previous.analysis is None:
+        return None
+    if previous.stages.analyze is None or not previous.storyboard.frames:
+        return None
+    known = {f.name for f in dataclasses.fields(PromptAnalysis)}
+    try:
+        analysis = PromptAnalysis(**{k: v for k, v in previous.analysis.items() if k in known})
+    except TypeError:  # written by a release whose analysis had other fields: plan again
+        return None
+    return analysis, previous.storyboard, previous.stages.analyze

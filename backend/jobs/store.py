@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from backend.jobs.database import (
+    PAUSED_FLAG,
     SCHEMA_VERSION,
     StoreFull,
     StoreReadOnly,
@@ -47,6 +48,9 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = (
     "queued", "running", "done", "failed", "cancelled", "interrupted",
 )
 FINISHED_STATES = (DONE, FAILED, CANCELLED, INTERRUPTED)
+# Keyframes made, waiting for the user to review the storyboard: not finished (history pruning keeps it, its
+# work folder is kept) and not active (no worker holds it); Animate or a keyframe edit queues it again.
+AWAITING_REVIEW = "awaiting_review"
 ALREADY = "already "  # request_cancel's answer for a job that had ended: "already cancelled", "already done"...
 
 
@@ -161,12 +165,11 @@ class JobStore:
             db.execute("COMMIT")
 
     def claim_next(self) -> JobRow | None:
-        """Atomically move the oldest queued job to running and return it."""
+        """Atomically move the first queued job to running and return it (none while the queue is paused)."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute(
-                "SELECT id FROM jobs WHERE state = ? ORDER BY seq LIMIT 1", (QUEUED,)
-            ).fetchone()
+            row = db.execute("SELECT id FROM jobs WHERE state = ? AND NOT EXISTS (SELECT 1 FROM queue_flags WHERE"
+                             " key = ? AND value = '1') ORDER BY seq LIMIT 1", (QUEUED, PAUSED_FLAG)).fetchone()
             if row is None:
                 db.execute("COMMIT")
                 return None
@@ -238,9 +241,10 @@ class JobStore:
                 db.execute("COMMIT")
                 return None
             state = row["state"]
-            if state == QUEUED:
-                db.execute("UPDATE jobs SET state = ?, finished = ?, message = 'cancelled before it started'"
-                           " WHERE id = ?", (CANCELLED, time.time(), job_id))
+            if state in (QUEUED, AWAITING_REVIEW):
+                message = "cancelled before it started" if state == QUEUED else "storyboard discarded"
+                db.execute("UPDATE jobs SET state = ?, finished = ?, message = ? WHERE id = ?",
+                           (CANCELLED, time.time(), message, job_id))
                 state = CANCELLED
             elif state == RUNNING:
                 db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
@@ -249,15 +253,23 @@ class JobStore:
             db.execute("COMMIT")
         return state
 
+    def park_for_review(self, job_id: str, record: JobRecord, message: str) -> None:
+        """End this run of a job at the review point: its storyboard waits for the user, no worker holds it."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, record = ?, message = ?, stage = 'keyframes', cancel_requested = 0"
+                " WHERE id = ?", (AWAITING_REVIEW, _record_json(record), readable(message), job_id),
+            )
+
     def requeue(self, job_id: str) -> bool:
-        """Put a failed, cancelled or interrupted job back at the end of the queue."""
+        """Put a failed, cancelled, interrupted (or reviewed) job back at the end of the queue."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
             changed = db.execute(
                 "UPDATE jobs SET state = ?, seq = ?, cancel_requested = 0, error = NULL, finished = NULL,"
-                " fraction = 0, message = 'queued again' WHERE id = ? AND state IN (?, ?, ?)",
-                (QUEUED, seq, job_id, FAILED, CANCELLED, INTERRUPTED),
+                " fraction = 0, message = 'queued again' WHERE id = ? AND state IN (?, ?, ?, ?)",
+                (QUEUED, seq, job_id, FAILED, CANCELLED, INTERRUPTED, AWAITING_REVIEW),
             ).rowcount
             db.execute("COMMIT")
         return changed == 1
@@ -319,9 +331,14 @@ class JobStore:
         checkpoints = {r["name"]: to_checkpoint(r) for r in rows}
         return {name: checkpoint for name, checkpoint in checkpoints.items() if checkpoint is not None}
 
-    def clear_stages(self, job_id: str) -> None:
+    def clear_stages(self, job_id: str, names: tuple[str, ...] | None = None) -> None:
+        """Forget the job's checkpoints (all, or the named stages): those stages run again on the next run."""
         with self._connect() as db:
-            db.execute("DELETE FROM stages WHERE job_id = ?", (job_id,))
+            if names is None:
+                db.execute("DELETE FROM stages WHERE job_id = ?", (job_id,))
+            else:
+                marks = ",".join("?" * len(names))
+                db.execute(f"DELETE FROM stages WHERE job_id = ? AND name IN ({marks})", (job_id, *names))
 
     # --- timing calibration ---------------------------------------------------------------
     def record_timing(self, key: str, seconds_per_unit: float) -> None:

@@ -13,13 +13,11 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from backend.errors import DownloadError, ModelNotAvailable
+from backend.models.download_command import run_download_command
 from backend.models.registry import FINISHING_MODELS, ModelRef
 
 log = logging.getLogger(__name__)
@@ -76,30 +74,12 @@ def download_weights(ref: ModelRef, models_root: Path, *, token: str | None = No
 # --- the tiny twins ----------------------------------------------------------------------------------
 
 def _ensure_tiny(ref: ModelRef, models_root: Path) -> Path:
-    from backend.models.tiny import _build_lock
+    from backend.models.tiny import build_once
 
-    folder = models_root / "tiny" / str(ref.tiny_name)
-    target = folder / ref.allow_patterns[0]
-    if _complete(folder):
-        return target
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(folder):
-        if _complete(folder):
-            return target
-        shutil.rmtree(folder, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.building-", dir=folder.parent))
-        try:
-            BUILDERS[str(ref.tiny_name)](staging / ref.allow_patterns[0])
-            (staging / MARKER_NAME).write_text(FORMAT_VERSION + "\n", encoding="utf-8")
-            os.replace(staging, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _complete(folder: Path) -> bool:
-    marker = folder / MARKER_NAME
-    return marker.is_file() and marker.read_text(encoding="utf-8").strip() == FORMAT_VERSION
+    name = ref.allow_patterns[0]
+    folder = build_once(models_root / "tiny" / str(ref.tiny_name), FORMAT_VERSION,
+                        lambda staging: BUILDERS[str(ref.tiny_name)](staging / name))
+    return folder / name
 
 
 def build_tiny_upscaler(path: Path) -> None:
@@ -130,19 +110,7 @@ BUILDERS = {"upscaler": build_tiny_upscaler, "rife": build_tiny_rife}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] != "download" or args[1] not in FINISHING_MODELS:
-        print(f"usage: python -m backend.models.finishing download {{{','.join(FINISHING_MODELS)}}}", file=sys.stderr)
-        return 2
-    from backend.paths import runtime_paths
-
-    try:
-        print(download_weights(FINISHING_MODELS[args[1]], runtime_paths().models))
-    except DownloadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
+    return run_download_command("backend.models.finishing", FINISHING_MODELS, download_weights, argv)
 
 if __name__ == "__main__":
     sys.exit(main())

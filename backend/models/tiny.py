@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -103,6 +103,33 @@ def _remove_leftovers(folder: Path) -> None:
     for stale in folder.parent.glob(f".{folder.name}{_BUILDING_PREFIX}*"):
         logger.info("Removing a killed build's temp folder %s", stale)
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def marked_complete(folder: Path, version: str) -> bool:
+    """True if ``folder`` holds a finished build of ``version`` (its marker is written last)."""
+    marker = Path(folder) / MARKER_NAME
+    return marker.is_file() and marker.read_text(encoding="utf-8").strip() == version
+
+
+def build_once(folder: Path, version: str, build: Callable[[Path], None]) -> Path:
+    """``folder`` built by ``build(staging)`` once: in a temp sibling, marked complete last, renamed into place,
+    under the build lock (a killed build never looks complete; two processes never build it twice)."""
+    folder = Path(folder)
+    if marked_complete(folder, version):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(folder):
+        if marked_complete(folder, version):  # another process built it while this one waited
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}{_BUILDING_PREFIX}", dir=folder.parent))
+        try:
+            build(staging)
+            (staging / MARKER_NAME).write_text(version + "\n", encoding="utf-8")
+            os.replace(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
 
 
 def _build(name: str, folder: Path) -> None:

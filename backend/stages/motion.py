@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from backend.stages import motion_plan
 from backend.stages.context import StageContext
 from backend.stages.engines import Conditioning, MotionEngine, engine_for
 from backend.stages.engines.base import MotionRequest
+from backend.stages.keyframe_style import apply_loras, lora_records, models_root_of
 from backend.stages.motion_segments import TAIL_FRACTION, segment_frames
 from backend.work import denoising_steps
 
@@ -95,6 +96,8 @@ class MotionInputs:
     frames_needed: int  # frames of the motion clip at ``choice.fps`` (extend: frame 0 repeats the source)
     choice: MotionChoice
     source_tail: tuple[Image.Image, ...] = ()  # extend: the source's last frames, for engines that continue
+    positions: list[int] | None = None  # the storyboard's frame for each keyframe (None: evenly spread)
+    segment_prompts: list[str] | None = None  # motion text between keyframe i and i+1 (None: the enhanced prompt)
 
 
 @dataclass(frozen=True)
@@ -106,14 +109,29 @@ class MotionResult:
 
 
 def plan_segments(conditioning: Conditioning, keyframes: int, total: int, max_frames: int,
-                  lead: int) -> list[motion_plan.SegmentPlan]:
+                  lead: int, positions: list[int] | None = None) -> list[motion_plan.SegmentPlan]:
     if conditioning == Conditioning.KEYFRAMES:
-        return motion_plan.plan_keyframe_windows(keyframes, total, max_frames, WINDOW_OVERLAP, lead=lead)
+        return motion_plan.plan_keyframe_windows(keyframes, total, max_frames, WINDOW_OVERLAP, lead=lead,
+                                                 positions=positions)
     if conditioning == Conditioning.FIRST_LAST:
-        return motion_plan.plan_first_last(keyframes, total)
+        return motion_plan.plan_first_last(keyframes, total, positions)
     if conditioning == Conditioning.CONTINUATION:
         return motion_plan.plan_continuation(total, lead=lead)
-    return motion_plan.plan_first_frame(keyframes, total)
+    return motion_plan.plan_first_frame(keyframes, total, positions)
+
+
+def segment_prompt(segment: motion_plan.SegmentPlan, conditioning: Conditioning, prompts: list[str] | None,
+                   fallback: str) -> str:
+    """The text a segment's calls get: its gap's motion prompt, or the gaps it spans joined in order."""
+    if not prompts:
+        return fallback
+    if conditioning in (Conditioning.FIRST_LAST, Conditioning.FIRST_FRAME) and segment.first_keyframe is not None:
+        return prompts[min(segment.first_keyframe, len(prompts) - 1)]
+    if conditioning == Conditioning.KEYFRAMES and segment.anchors:
+        first = max(0, segment.anchors[0].keyframe - 1)
+        last = min(len(prompts), max(1, segment.anchors[-1].keyframe))
+        return ", then ".join(prompts[first:last])
+    return ", then ".join(prompts)  # one long shot: the whole progression
 
 
 def run(ctx: StageContext, inputs: MotionInputs) -> MotionResult:
@@ -128,13 +146,16 @@ def run(ctx: StageContext, inputs: MotionInputs) -> MotionResult:
 
     # 2. The plan, and the record that says how the storyboard is honoured.
     segments = plan_segments(engine.conditioning, max(1, len(inputs.keyframes)), inputs.frames_needed,
-                             choice.max_frames, lead)
+                             choice.max_frames, lead, inputs.positions if inputs.keyframes else None)
+    prompts = [segment_prompt(s, engine.conditioning, inputs.segment_prompts, inputs.analysis.enhanced_prompt)
+               for s in segments]
     root = ctx.workdir / "segments"
     record = MotionRecord(
         model=ref.key, engine=engine.name, conditioning=engine.conditioning.value, fps=choice.fps,
         size=list(size), steps=steps, max_frames_per_call=choice.max_frames, join=JOINS[engine.conditioning],
         segments=[SegmentRecord(s.frames, start=s.start, overlap=s.overlap or None) for s in segments],
-        conditions=_conditions(engine.conditioning, segments, len(inputs.keyframes), lead),
+        conditions=_conditions(engine.conditioning, segments, len(inputs.keyframes), lead, inputs.positions),
+        segment_prompts=prompts if inputs.segment_prompts else None,
         substitution=choice.substitution, engine_reason=choice.reason or None, step_downs=ctx.step_downs,
         capped=SizeCap(size[0], size[1], choice.max_frames) if choice.plan.capped else None,
     )
@@ -144,9 +165,17 @@ def run(ctx: StageContext, inputs: MotionInputs) -> MotionResult:
     if record.capped is not None:
         ctx.log(f"motion capped at {size[0]}×{size[1]}, {choice.max_frames} frames per call, to fit in memory")
 
+    models_root = models_root_of(ctx)
+    loras = spec.loras
+    if choice.substitution and any(c.target == "motion" for c in loras):
+        ctx.log("motion LoRAs not applied: they were chosen for the engine that was replaced")
+        loras = ()
+
     # 3. Make what is missing; the memory manager re-calls this after an out-of-memory step-down.
     def generate(pipe: Any, plan: MemoryPlan) -> None:
         record.memory_plan = plan.to_dict()
+        # Every job sets the motion LoRAs it wants (none: a cached pipeline loses the last job's).
+        record.loras = apply_loras(pipe, loras, models_root, "motion", ref=ref) or None
         keyframes = [_load(path, size) for path in inputs.keyframes]
         before: list[Image.Image] = [fit_fill(f, size) for f in inputs.source_tail]
         base = MotionRequest(size, 0, choice.max_frames, steps, 0, inputs.analysis.enhanced_prompt,
@@ -154,7 +183,8 @@ def run(ctx: StageContext, inputs: MotionInputs) -> MotionResult:
         for segment in segments:
             folder = root / f"segment_{segment.index:03d}"
             if not (folder / DONE_MARKER).exists():
-                frames, seeds = segment_frames(ctx, engine, ref, pipe, plan, segment, base, keyframes, before,
+                request = replace(base, prompt=prompts[segment.index])
+                frames, seeds = segment_frames(ctx, engine, ref, pipe, plan, segment, request, keyframes, before,
                                                len(segments))
                 _save_segment(frames, seeds, folder)
                 ctx.report((segment.index + 1) / len(segments), f"segment {segment.index + 1}/{len(segments)} done")
@@ -163,6 +193,8 @@ def run(ctx: StageContext, inputs: MotionInputs) -> MotionResult:
 
     if not all((root / f"segment_{s.index:03d}" / DONE_MARKER).exists() for s in segments):
         ctx.run(ref, generate, plan=choice.plan)
+    if record.loras is None:  # every segment was kept: nothing was loaded, the record still names the files
+        record.loras = lora_records(loras, models_root, "motion") or None
     clips = [Clip.from_folder(root / f"segment_{s.index:03d}", choice.fps) for s in segments]
     record.segment_seeds = [json.loads((root / f"segment_{s.index:03d}" / DONE_MARKER).read_text())["seeds"]
                             for s in segments]
@@ -170,7 +202,7 @@ def run(ctx: StageContext, inputs: MotionInputs) -> MotionResult:
 
 
 def _conditions(conditioning: Conditioning, segments: list[motion_plan.SegmentPlan], keyframes: int,
-                lead: int) -> list[ConditionRecord]:
+                lead: int, positions: list[int] | None = None) -> list[ConditionRecord]:
     """Each keyframe (or source frames) the calls are conditioned on, at its frame of the motion clip."""
     if conditioning == Conditioning.KEYFRAMES:
         found = [ConditionRecord(a.keyframe, s.start + a.frame - s.keep_from, segment=s.index)
@@ -179,7 +211,7 @@ def _conditions(conditioning: Conditioning, segments: list[motion_plan.SegmentPl
             found.insert(0, ConditionRecord(None, 0, segment=0, kind="source video", frames=lead))
         return found
     if conditioning == Conditioning.FIRST_LAST:
-        positions = motion_plan.keyframe_positions(keyframes, sum(s.frames for s in segments))
+        positions = motion_plan.keyframe_positions(keyframes, sum(s.frames for s in segments), positions)
         return [ConditionRecord(k, positions[k], segment=max(0, k - 1) if kind == "last" else k, kind=kind)
                 for s in segments for k, kind in ((s.first_keyframe, "first"), (s.last_keyframe, "last"))
                 if k is not None]

@@ -40,21 +40,33 @@ class SegmentPlan:
         return self.keep_from + self.frames
 
 
-def keyframe_positions(count: int, total: int) -> list[int]:
-    """Frame of each keyframe: spread evenly, the first at 0 and the last at ``total - 1``."""
+def keyframe_positions(count: int, total: int, positions: list[int] | None = None) -> list[int]:
+    """Frame of each keyframe: the storyboard's own (from its times), else evenly from 0 to ``total - 1``."""
+    if positions is not None:
+        increasing = positions == sorted(set(positions))
+        if len(positions) != count or not increasing or not 0 <= positions[0] <= positions[-1] < total:
+            raise ValueError(f"keyframe frames {positions} must be {count} increasing frames within 0..{total - 1}")
+        return list(positions)
     if count <= 1:
         return [0]
     return [round(k * (total - 1) / (count - 1)) for k in range(count)]
 
 
+def positions_for_times(times: list[float], duration: float, total: int) -> list[int]:
+    """The motion-clip frame of each storyboard time (seconds of ``duration`` over ``total`` frames)."""
+    if duration <= 0 or total <= 1:
+        return [0] * len(times)
+    return [min(total - 1, max(0, round(t / duration * (total - 1)))) for t in times]
+
+
 def plan_keyframe_windows(count: int, total: int, max_frames: int, overlap: int, *,
-                          lead: int = 0) -> list[SegmentPlan]:
+                          lead: int = 0, positions: list[int] | None = None) -> list[SegmentPlan]:
     """Windows of at most ``max_frames``; each later one continues from the previous one's last ``overlap``.
 
     ``lead`` > 0 (extending a video): the first window continues from that many source frames, the last of
     which is frame 0 of the clip (the one the assemble stage drops).
     """
-    positions = keyframe_positions(count, total)
+    positions = keyframe_positions(count, total, positions)
     if total + max(0, lead - 1) <= max_frames and not lead:
         return [SegmentPlan(0, 0, total, tuple(Anchor(k, p) for k, p in enumerate(positions)))]
     if not 0 < overlap < max_frames or lead >= max_frames:
@@ -72,9 +84,9 @@ def plan_keyframe_windows(count: int, total: int, max_frames: int, overlap: int,
     return segments
 
 
-def plan_first_last(count: int, total: int) -> list[SegmentPlan]:
+def plan_first_last(count: int, total: int, positions: list[int] | None = None) -> list[SegmentPlan]:
     """One segment per keyframe gap, from keyframe k (at its frame) to keyframe k+1 (at its frame)."""
-    positions = keyframe_positions(count, total)
+    positions = keyframe_positions(count, total, positions)
     if count <= 1:
         return [SegmentPlan(0, 0, total, first_keyframe=0)]
     segments = []
@@ -85,10 +97,13 @@ def plan_first_last(count: int, total: int) -> list[SegmentPlan]:
     return segments
 
 
-def plan_first_frame(count: int, total: int) -> list[SegmentPlan]:
+def plan_first_frame(count: int, total: int, positions: list[int] | None = None) -> list[SegmentPlan]:
     """One segment per keyframe gap, started from its keyframe; the tail fades toward the next one."""
     gaps = max(1, count - 1)
-    bounds = [round(i * total / gaps) for i in range(gaps + 1)]
+    if positions is not None and count > 1:  # each segment starts at its keyframe's frame; the last runs to the end
+        bounds = [*keyframe_positions(count, total, positions)[:-1], total]
+    else:
+        bounds = [round(i * total / gaps) for i in range(gaps + 1)]
     return [SegmentPlan(i, bounds[i], bounds[i + 1] - bounds[i], first_keyframe=i,
                         last_keyframe=i + 1 if i + 1 < count else None) for i in range(gaps)]
 
