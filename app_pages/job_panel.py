@@ -26,6 +26,7 @@ from app_pages.common import (
     preview_file,
     spec_summary,
 )
+from app_pages.segment_previews import segment_previews
 from app_pages.storyboard_editor import storyboard_editor
 
 if TYPE_CHECKING:
@@ -93,6 +94,8 @@ def _running(status: "JobStatus") -> None:
     cols[2].metric("Remaining (est.)", fmt_seconds(status.eta_seconds))
     with st.container():  # always there, so the first keyframe does not shift (and close) the Log below
         storyboard(status.previews, status.id)
+    with st.container():  # the same for the first finished motion segment
+        segment_previews(status.id)
     with st.expander("Log", expanded=False, key=f"log_{status.id}"):  # keyed: stays open across refreshes
         st.code("\n".join(status.log[-LOG_TAIL:]) or "(no messages yet)", language=None)
 
@@ -131,6 +134,7 @@ def finished_view(status: "JobStatus") -> None:
     else:
         st.error(plain(status.error or "The job failed without a message. Details are in the studio log."))
     storyboard(status.previews, status.id)
+    segment_previews(status.id)  # the segments made before it stopped (Resume keeps them)
     if status.log:
         with st.expander("Log"):
             st.code("\n".join(status.log[-LOG_TAIL:]), language=None)

@@ -1,8 +1,11 @@
-"""Models page actions: start a download and show its byte progress; remove a model; LoRA files.
+"""Models page actions: start a download, show its byte progress, cancel it; remove a model; the Hugging
+Face token for gated models; LoRA files.
 
 The downloads themselves run in the backend (``generator().downloads``, a ``DownloadManager``): the
-page only starts them and polls their task, so every tab sees the same progress and a click never
-aborts a download.
+page only starts, polls and cancels their task, so every tab sees the same progress and a click never
+aborts a download by accident. A cancelled download keeps the files that finished; Resume continues.
+The token goes straight from the password field to huggingface_hub's own token store: the field's
+value is dropped from the session in the same click, and the studio never writes it anywhere.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from app_pages.common import fmt_bytes, fmt_seconds, friendly_errors, generator, plain
-from backend.errors import LoraError
-from backend.models import ip_adapter, loras, store
-from backend.models.registry import MODELS, ModelRef
+from backend.errors import DownloadError, LoraError
+from backend.models import loras, store
+from backend.models.downloads import TOKENS_PAGE, has_token, save_token
+from backend.models.needs import find_preset
+from backend.models.registry import ModelRef
 
 log = logging.getLogger("studio.ui")
 
@@ -39,19 +44,56 @@ def download_status(ref: ModelRef) -> None:
         _progress(ref.key)
     elif task.state == "failed":
         st.error(plain(task.error))
+    elif task.state == "cancelled":
+        st.info("Download cancelled: the files that finished are kept, and Resume download continues from them.")
     else:
         st.success("Downloaded and marked complete." if not ref.is_tiny else "Built.")
 
 
 @st.fragment(run_every=1.0)
 def _progress(key: str) -> None:
-    task = generator().downloads.task(MODELS[key])
+    ref = find_preset(key)
+    task = generator().downloads.task(ref)
     if task is None or not task.running:
         st.rerun()  # finished: redraw the whole page once with the new status
     done, total = task.done, task.total
     text = f"{fmt_bytes(done)} of {fmt_bytes(total)}" if total else fmt_bytes(done)
     text += f" · {fmt_seconds(time.monotonic() - task.started)}"
-    st.progress(min(1.0, done / total) if total else 0.0, text=plain(f"Downloading: {text}"))
+    verb = "Cancelling" if task.state == "cancelling" else "Downloading"
+    st.progress(min(1.0, done / total) if total else 0.0, text=plain(f"{verb}: {text}"))
+    if task.state != "cancelling" and st.button("Cancel", key=f"m_cancel_{key}", icon=":material/cancel:"):
+        with friendly_errors("cancel the download"):
+            generator().downloads.cancel(ref)
+            st.rerun()
+
+
+def token_section() -> None:
+    """Gated models: where to accept the licence, and a token for huggingface_hub's own token store."""
+    stored = has_token()
+    with st.expander("Hugging Face access token (for gated models)", expanded=not stored):
+        st.caption(plain("A gated model (its card says so) downloads only after you accept its licence on its "
+                         f"Hugging Face page with your account, using an access token with 'read' access from "
+                         f"{TOKENS_PAGE}. The token is checked with the Hub and kept in huggingface_hub's own "
+                         "token store (as `hf auth login` does), never in the studio's database, logs or settings."))
+        st.caption("A token is available (stored, or HF_TOKEN)." if stored else "No token is stored yet.")
+        with st.form("m_token_form", clear_on_submit=True):
+            st.text_input("Access token", type="password", key="m_hf_token", placeholder="hf_...")
+            submitted = st.form_submit_button("Store the token", icon=":material/key:")
+        if submitted:
+            st.session_state["m_token_result"] = _store_token(str(st.session_state.pop("m_hf_token", "") or ""))
+            st.rerun()
+        result = st.session_state.get("m_token_result")
+        if result:
+            kind, text = result
+            (st.error if kind == "error" else st.success)(plain(text))
+
+
+def _store_token(token: str) -> tuple[str, str]:
+    try:
+        save_token(token)
+    except DownloadError as exc:  # its message never quotes the token
+        return "error", str(exc)
+    return "success", "Token stored in huggingface_hub's token store; gated downloads use it from now on."
 
 
 def remove_button(ref: ModelRef, ask: DeltaGenerator, confirm: DeltaGenerator) -> None:
@@ -118,19 +160,3 @@ def _delete_lora(name: str, col: DeltaGenerator) -> None:
             st.session_state["m_lora_result"] = ("success", f"Deleted {name}.")
             st.rerun()
 
-
-def ip_adapter_card() -> None:
-    """The IP-Adapter's status; it downloads with its own command (it is not a diffusers pipeline folder)."""
-    root = generator().paths.models
-    ref = ip_adapter.ip_adapter_for("default")
-    ready = ip_adapter.is_available(ref, root)
-    with st.container(border=True):
-        cols = st.columns([4, 2, 2])
-        cols[0].markdown(f"**{plain(ref.label)}** `{ref.key}`")
-        cols[0].caption(plain("Keyframe consistency: keeps later keyframes on keyframe 0's subject "
-                              "(used by consistency auto / ip-adapter; without it auto uses img2img)."))
-        cols[0].caption(plain(f"Download: {ref.size_gb:.1f} GB from {ref.repo_id} · Licence: {ref.licence}"))
-        cols[1].metric("Status", "downloaded" if ready else "missing")
-        cols[2].metric("On disk", fmt_bytes(store.bytes_on_disk(ip_adapter.adapter_folder(ref, root))))
-        if not ready:
-            st.code(ip_adapter.DOWNLOAD_COMMAND, language="bash")

@@ -1,4 +1,5 @@
-"""Models page: each model with its status, size and needs; download, verify, remove; disk usage."""
+"""Models page: each model of every kind with its status, size and needs; download (and cancel), verify,
+remove; a Hugging Face token for gated models; disk usage; LoRA files."""
 
 from __future__ import annotations
 
@@ -10,20 +11,26 @@ from app_pages import model_actions as actions
 from app_pages.common import TINY_LABEL, fmt_bytes, friendly_errors, generator, plain
 from backend.errors import ModelFolderError
 from backend.memory.plans import min_vram_by_level
-from backend.models import store
-from backend.models.registry import MODEL_SETS, MODELS, ModelRef
+from backend.models import needs, store
+from backend.models.registry import MODEL_SETS, ModelRef
 from backend.monitor import folder_size, read_disk
 
 LEVEL_LABELS = {"gpu": "all on the GPU", "model_offload": "model offload", "group_offload": "group offload",
                 "sequential_offload": "sequential offload"}
+KIND_ROLES = {needs.WEIGHTS: "finishing (an upscaler or RIFE frame interpolation, when the job asks for it)",
+              needs.PLANNER: "storyboard planner (planner: llm)",
+              needs.IP_ADAPTER: "keyframe consistency (consistency: ip-adapter, or auto when it is downloaded)"}
 
 
-def needs(ref: ModelRef) -> list[str]:
+def facts(ref: ModelRef, kind: str) -> list[str]:
     """What the model needs and does, one short line each."""
-    roles = sorted({role for roles in MODEL_SETS.values() for role, key in roles.items() if key == ref.key})
-    lines = [f"Role: {', '.join(roles) if roles else 'optional'} · native {ref.width}×{ref.height}"
-             + (f", {ref.frames} frames @ {ref.fps} fps" if ref.frames > 1 else "")]
-    vram = min_vram_by_level(ref)
+    if kind == needs.PIPELINE:
+        roles = sorted({role for roles in MODEL_SETS.values() for role, key in roles.items() if key == ref.key})
+        lines = [f"Role: {', '.join(roles) if roles else 'optional'} · native {ref.width}×{ref.height}"
+                 + (f", {ref.frames} frames @ {ref.fps} fps" if ref.frames > 1 else "")]
+    else:
+        lines = [f"Role: {KIND_ROLES[kind]}"]
+    vram = min_vram_by_level(ref) if kind == needs.PIPELINE else {}
     if vram:
         least = min(vram, key=vram.get)
         lines.append(f"VRAM: {vram.get('gpu', 0):.1f} GB {LEVEL_LABELS['gpu']}, down to {vram[least]:.1f} GB "
@@ -31,45 +38,52 @@ def needs(ref: ModelRef) -> list[str]:
     elif ref.is_tiny:
         lines.append("Runs on the CPU in seconds; built on this machine, nothing to download.")
     if ref.repo_id:
-        lines.append(f"Download: {ref.size_gb:.1f} GB from {ref.repo_id}")
+        lines.append(f"Download: {ref.size_gb:.{1 if ref.size_gb >= 0.1 else 2}f} GB from {ref.repo_id}")
+    elif not ref.is_tiny:
+        lines.append("No public download: put its file into the models folder by hand.")
     if ref.licence:
         lines.append(f"Licence: {ref.licence}")
     if ref.gated:
-        lines.append("Gated: accept the licence on its Hugging Face page and set HF_TOKEN before downloading.")
+        lines.append(f"Gated: accept its licence at {ref.hub_url} with your Hugging Face account, then store an "
+                     "access token (above) before downloading.")
     lines.extend(ref.notes)
     return lines
 
 
-def model_card(ref: ModelRef) -> None:
+def model_card(ref: ModelRef, kind: str) -> None:
     root = generator().paths.models
-    info = store.status(ref, root)
+    info = needs.model_status(ref, root)
     task = generator().downloads.task(ref)
     busy = task is not None and task.running
     with st.container(border=True):
         cols = st.columns([4, 2, 2])
         cols[0].markdown(f"**{plain(ref.label or ref.key)}** `{ref.key}`")
-        for line in needs(ref):
+        for line in facts(ref, kind):
             cols[0].caption(plain(line))
         cols[1].metric("Status", info.state)
         cols[2].metric("On disk", fmt_bytes(info.bytes_on_disk))
         actions.download_status(ref)
         buttons = st.columns(4)
-        if not busy and not info.ready:
+        if not busy and not info.ready and (ref.repo_id or ref.is_tiny):
             actions.download_button(ref, buttons[0], resume=info.state == "partial")
         if buttons[1].button("Verify", key=f"m_verify_{ref.key}", disabled=busy):
             with friendly_errors("verify the model"):
-                problems = store.verify(ref, root)
+                problems = needs.verify_model(ref, root)
                 st.session_state[f"m_result_{ref.key}"] = (
                     ("error", " ".join(problems)) if problems else ("success", "All files present and complete."))
         if not busy and (info.bytes_on_disk or info.state == "linked"):
             actions.remove_button(ref, buttons[2], buttons[3])
         if not busy and not ref.is_tiny and not info.ready:
-            link_folder(ref, root)
+            if ref.repo_id:
+                st.caption(plain(f"Or in a terminal: {needs.DOWNLOAD_COMMAND} {ref.key} (Ctrl-C cancels; the "
+                                 "same command resumes)"))
+            if kind == needs.PIPELINE:
+                link_folder(ref, root)
         result = st.session_state.get(f"m_result_{ref.key}")
         if result:
-            kind, text = result
-            (st.error if kind == "error" else st.success)(plain(text))
-            if kind == "error" and info.ready and not busy and info.state != "linked":
+            text_kind, text = result
+            (st.error if text_kind == "error" else st.success)(plain(text))
+            if text_kind == "error" and info.ready and not busy and info.state != "linked":
                 actions.download_button(ref, st, resume=True, repair=True)  # download replaces damaged files
 
 
@@ -103,17 +117,21 @@ def disk_usage() -> None:
 st.title("Models")
 with friendly_errors("read the model folder"):
     disk_usage()
+with friendly_errors("read the Hugging Face token"):
+    actions.token_section()
+presets = needs.catalog()
 default_keys = list(dict.fromkeys(MODEL_SETS["default"].values()))
-tiny_keys = [k for k, ref in MODELS.items() if ref.is_tiny]
-other_keys = [k for k in MODELS if k not in default_keys and k not in tiny_keys]
-for title, keys in (("Real models", default_keys + other_keys), (f"{TINY_LABEL} (built on first use)", tiny_keys)):
+real = [key for key, (_, ref) in presets.items() if not ref.is_tiny]
+pipelines = [key for key in default_keys + real if presets[key][0] == needs.PIPELINE]
+sections = (("Real models", list(dict.fromkeys(pipelines))),
+            ("Finishing, planner and IP-Adapter", [key for key in real if presets[key][0] != needs.PIPELINE]),
+            (f"{TINY_LABEL} (built on first use)", [key for key, (_, ref) in presets.items() if ref.is_tiny]))
+for title, keys in sections:
     st.subheader(title)
     for key in keys:
         with friendly_errors(f"show {key}"):
-            model_card(MODELS[key])
-    if title == "Real models":
-        with friendly_errors("show the IP-Adapter"):
-            actions.ip_adapter_card()
+            kind, ref = presets[key]
+            model_card(ref, kind)
 st.subheader("LoRA styles")
 with friendly_errors("read the LoRA folder"):
     actions.lora_section()

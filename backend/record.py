@@ -282,9 +282,24 @@ class StageRecords(Record):
 
 # --- the job ---------------------------------------------------------------------------------------
 @dataclass
+class ModelSource(Record):
+    """Where one model's weights came from: a Hub repository at a commit, a local file by its hash, or a
+    tiny test model built offline. Enough to fetch exactly the same weights again."""
+
+    key: str
+    role: str  # keyframes | motion | planner | ip-adapter | upscaler | rife
+    repo_id: str | None = None
+    revision: str | None = None  # the commit (40 hex) the preset pins
+    sha256: str | None = None  # a single weights file (upscaler, RIFE)
+    tiny: str | None = None  # a random-weight test model: its name in the tiny set
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ModelsUsed(Record):
     keyframes: str | None = None
     motion: str | None = None
+    sources: list[ModelSource] | None = None  # every model that made the video, with repo and revision
     extra: dict[str, Any] = field(default_factory=dict)
 
 

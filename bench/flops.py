@@ -383,6 +383,6 @@ def _budget_stage(bench: "Bench", shape: Any, parked: dict[str, Any], hardware: 
     run = lambda clock: bench.studio(shape, steps_run, folder, clock, bench.manager(pipe, hardware))  # noqa: E731
     timed, record = bench.timed(run, [probe], steps=shape.steps, steps_run=steps_run)
     probe.close()
-    plan = MemoryPlan(**record.memory_plan)
+    plan = MemoryPlan.from_dict(record.memory_plan)
     return {**timed.to_dict(), "plan": plan.describe(), "plan_fits": plan.fits, "est_vram_gb": plan.est_vram_gb,
             "step_downs": [s.to_dict() for s in record.step_downs]}

@@ -175,7 +175,7 @@ class Bench:
                     errors[side] = error_summary(exc)  # e.g. the plain call on a GPU smaller than the model
                     continue
                 if side == "studio":
-                    timed.plan = MemoryPlan(**record.memory_plan).describe()
+                    timed.plan = MemoryPlan.from_dict(record.memory_plan).describe()
                 runs[side].append(timed)
         flops_step, batch = probe.flops_per_call(), probe.batch
         probe.close()
@@ -270,7 +270,7 @@ class Bench:
             "studio": {"seconds": timed.seconds, "peak_vram_gb": timed.peak_vram_gb, "pipeline_calls": len(calls),
                        "denoiser_calls": timed.denoiser_calls, "stages": outcome.record.stage_seconds()},
             "step_downs": [s.to_dict() for st in (stages.keyframes, stages.motion) for s in st.step_downs],
-            "plans": {name: MemoryPlan(**st.memory_plan).describe() for name, st in stages.items()
+            "plans": {name: MemoryPlan.from_dict(st.memory_plan).describe() for name, st in stages.items()
                       if isinstance(st, ModelStageRecord) and st.memory_plan}}
         if prebuilt is None:
             for probe in probes.values():

@@ -94,7 +94,7 @@ def test_cancel_then_resume_finishes_the_job(client, generator):
     assert generator.wait(job_id, timeout=300).state == "cancelled"
     assert client.get(f"/v1/jobs/{job_id}/video").status_code == 404
     resumed = client.post(f"/v1/jobs/{job_id}/resume")
-    assert resumed.status_code == 200 and resumed.json()["state"] == "queued"
+    assert resumed.status_code == 200 and resumed.json()["state"] in ("queued", "running")  # the worker may be quick
     assert events_of(client, job_id)[-1][1]["state"] == "done"
     assert client.post(f"/v1/jobs/{job_id}/resume").status_code == 409  # done: nothing to resume
 

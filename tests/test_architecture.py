@@ -22,7 +22,7 @@ MAX_LINES = 400
 
 # Lower layers never import higher ones. A package not listed is a leaf that imports only leaves.
 LAYERS = {
-    "backend.errors": 0, "backend.faults": 0, "backend.paths": 0, "backend.seeds": 0, "backend.library_logging": 0,
+    "backend.errors": 0, "backend.faults": 0, "backend.hashing": 0, "backend.paths": 0, "backend.seeds": 0, "backend.library_logging": 0,
     "backend.record": 1, "backend.spec": 1, "backend.prompting": 1,
     "backend.media": 2, "backend.models": 2, "backend.monitor": 2,
     "backend.work": 3, "backend.memory": 3,

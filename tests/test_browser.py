@@ -140,7 +140,8 @@ def test_generate_a_tiny_video_in_a_real_browser(server: str, tmp_path: Path) ->
         page.get_by_role("heading", name="Live job").wait_for(timeout=60_000)
         assert re.search(r"[?&]job=[0-9a-f]{32}", page.url), page.url  # a refresh reopens this job
         video = page.locator("video")
-        ended = video.or_(page.get_by_role("button", name=re.compile("Re-queue")))  # done, or failed/cancelled
+        done = page.get_by_text(re.compile("^Done in"))  # the finished view (segment previews are videos too)
+        ended = done.or_(page.get_by_role("button", name=re.compile("Resume|Run again")))  # or failed/cancelled
         ended.first.wait_for(timeout=JOB_S * 1000)
         assert video.count() == 1, page.locator('[data-testid="stAlert"]').all_inner_texts()
         played = play_video(page)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,8 +65,8 @@ def test_edit_the_storyboard_then_animate_in_a_real_browser(server: str, tmp_pat
             assert page.get_by_label("Prompt", exact=True).nth(1).input_value() == NEW_PROMPT
             page.get_by_role("button", name="Animate").click()
 
-            video = page.locator("video")
-            video.first.wait_for(timeout=JOB_S * 1000)
+            page.get_by_text(re.compile("^Done in")).wait_for(timeout=JOB_S * 1000)  # not a segment preview
+            assert page.locator("video").count() == 1
             page.wait_for_function(
                 "() => { const v = document.querySelector('video');"
                 " return v && v.readyState >= 1 && v.duration > 0; }", timeout=60_000)

@@ -19,7 +19,7 @@ from PIL import Image
 from backend.errors import SpecError
 from backend.jobs.admission import admit
 from backend.memory import MemoryManager, detect_hardware
-from backend.models.ip_adapter import DOWNLOAD_COMMAND, ip_adapter_for
+from backend.models.ip_adapter import ip_adapter_for
 from backend.prompting import analyze_prompt
 from backend.record import Storyboard, StoryboardFrame
 from backend.seeds import derive_seed
@@ -120,12 +120,21 @@ def test_auto_uses_the_tiny_twin_and_falls_back_to_img2img_without_real_weights(
 
 
 def test_an_explicit_ip_adapter_without_weights_is_refused_before_the_queue(tmp_path):
+    from backend.models import store
+    from backend.models.registry import MODELS
+
+    for ref in MODELS.values():  # every diffusers pipeline is there: only the adapter is missing
+        if not ref.is_tiny:
+            (tmp_path / ref.key).mkdir()
+            (tmp_path / ref.key / "model_index.json").write_text("{}")
+            store.write_marker(tmp_path / ref.key, ref)
+    gpu = detect_hardware(vram_gb=24, ram_gb=64)
     spec = JobSpec(prompt="a red fox", consistency="ip-adapter")
     with pytest.raises(SpecError) as caught:
-        admit(spec, models_root=tmp_path)
-    assert caught.value.field == "consistency" and DOWNLOAD_COMMAND in str(caught.value)
+        admit(spec, models_root=tmp_path, hardware=gpu)
+    assert caught.value.field == "consistency" and "models download ip-adapter-sdxl" in str(caught.value)
     assert "\n" not in str(caught.value)
-    assert admit(replace(spec, consistency="auto"), models_root=tmp_path).consistency == "auto"
+    assert admit(replace(spec, consistency="auto"), models_root=tmp_path, hardware=gpu).consistency == "auto"
     assert admit(replace(spec, model_set="tiny"), models_root=tmp_path).model_set == "tiny"
 
 

@@ -25,7 +25,7 @@ def wait_until(condition, timeout: float = 10.0) -> None:
 def test_a_download_reports_bytes_is_joined_not_doubled_and_ends_done(tmp_path, monkeypatch) -> None:
     release, calls = threading.Event(), []
 
-    def fake_download(ref, root, *, progress):
+    def fake_download(ref, root, *, progress, **_):
         calls.append((ref.key, root))
         progress(100, 1000)
         release.wait(10)
@@ -48,7 +48,7 @@ def test_a_download_reports_bytes_is_joined_not_doubled_and_ends_done(tmp_path, 
     (KeyError("boom"), "Unexpected error (KeyError"),
 ])
 def test_a_failed_download_keeps_its_reason_and_can_be_started_again(tmp_path, monkeypatch, error, shown) -> None:
-    def failing(ref, root, *, progress):
+    def failing(ref, root, *, progress, **_):
         raise error
 
     monkeypatch.setattr(download_manager, "download", failing)

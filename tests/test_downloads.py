@@ -75,7 +75,7 @@ def test_download_writes_the_marker_after_success_and_reports_bytes(tmp_path: Pa
     folder = download(SVD, tmp_path, progress=lambda done, total: seen.append((done, total)), fetch=hub)
     assert folder == tmp_path / "svd-xt" and (folder / store.COMPLETE_MARKER).is_file()
     (call,) = hub.calls
-    assert call["repo_id"] == SVD.repo_id and call["revision"] == "main"
+    assert call["repo_id"] == SVD.repo_id and call["revision"] == SVD.revision
     assert call["allow_patterns"] == list(SVD.allow_patterns) and call["local_dir"] == folder
     total = sum(map(len, FILES.values()))
     assert seen[-1] == (total, total)  # the network bar is not counted twice
@@ -133,7 +133,7 @@ def test_free_space_is_checked_before_downloading(tmp_path: Path, monkeypatch: p
 @pytest.mark.parametrize(("error", "expected"), [
     (errors.GatedRepoError("restricted", response=response(403)), "is gated: accept its licence at https://"),
     (errors.RepositoryNotFoundError("404", response=response(404)), "has no repository"),
-    (errors.RevisionNotFoundError("404", response=response(404)), "has no revision 'main'"),
+    (errors.RevisionNotFoundError("404", response=response(404)), f"has no revision '{SVD.revision}'"),
     (errors.OfflineModeIsEnabled("offline"), "Cannot reach the Hugging Face Hub"),
     (errors.LocalEntryNotFoundError("not cached"), "models link svd-xt FOLDER"),
     (OSError(errno.ENOSPC, "No space left on device"), "The disk filled up"),
@@ -236,7 +236,8 @@ def test_list_json_has_the_facts(tmp_path: Path, capsys: pytest.CaptureFixture[s
     rows = {row["key"]: row for row in json.loads(capsys.readouterr().out)}
     svd = rows["svd-xt"]
     assert svd["status"] == "missing" and svd["gated"] and svd["size_gb"] == 4.2
-    assert list(svd["min_vram_gb"]) == ["gpu", "model_offload", "group_offload", "sequential_offload"]
+    assert list(svd["min_vram_gb"]) == ["gpu", "model_offload", "group_offload", "fp8_group_offload",
+                                        "sequential_offload"]
     assert rows["ltx-2b"]["low_memory"] and rows["tiny-sdxl"]["min_vram_gb"] == {}
 
 

@@ -70,7 +70,7 @@ def test_assemble_matches_colour_of_multi_segment_jobs(tmp_path: Path, setting: 
 def test_missing_real_weights_say_how_to_fix(tmp_path: Path) -> None:
     from backend.models.finishing import weights_file
 
-    with pytest.raises(ModelNotAvailable, match=r"models.finishing download realesrgan-x4plus.*--upscale lanczos"):
+    with pytest.raises(ModelNotAvailable, match=r"models download realesrgan-x4plus.*--upscale lanczos"):
         weights_file(FINISHING_MODELS["realesrgan-x4plus"], tmp_path)
     with pytest.raises(ModelNotAvailable, match=r"RIFE.*not downloaded.*--interpolation flow"):
         weights_file(finishing_model_for("default", "rife"), tmp_path)

@@ -201,8 +201,6 @@ def test_the_models_page_lists_a_lora_with_its_hash_and_deletes_it(studio_home, 
                                                                    monkeypatch):
     from ui_support import install_generator, new_app, open_page, run, texts
 
-    from backend.models.ip_adapter import DOWNLOAD_COMMAND
-
     models = tmp_path / "models"
     (models / "loras").mkdir(parents=True)
     data = (models_root / "loras" / "style.safetensors").read_bytes()
@@ -212,7 +210,8 @@ def test_the_models_page_lists_a_lora_with_its_hash_and_deletes_it(studio_home, 
     at = open_page(run(new_app()), "app_pages/models.py")
     page = texts(at)
     assert "style.safetensors" in page and f"sha256 {hashlib.sha256(data).hexdigest()[:12]}" in page
-    assert "IP-Adapter SDXL" in page and DOWNLOAD_COMMAND in page  # not downloaded: the command to get it
+    assert "IP-Adapter SDXL" in page and "models download ip-adapter-sdxl" in page  # not downloaded: how to get it
+    assert at.button(key="m_download_ip-adapter-sdxl") is not None  # or the button, like every other model
     at.button(key="m_lora_delete_style.safetensors").click()
     run(at)
     at.button(key="m_lora_yes_style.safetensors").click()

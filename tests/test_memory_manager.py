@@ -165,12 +165,13 @@ def test_fails_with_what_was_tried_after_the_lowest_level() -> None:
     steps: list[dict] = []
     with pytest.raises(OutOfMemoryAfterAllPlans) as failure:
         memory.run(SVD, work, steps=steps)
-    assert calls == ["gpu", "model_offload", "group_offload", "sequential_offload"] and len(steps) == 3
+    assert calls == ["gpu", "model_offload", "group_offload", "fp8_group_offload", "sequential_offload"]
+    assert len(steps) == 4
     message = str(failure.value)
     for level in calls:
         assert level in message
     assert "lower the resolution" in message and "LTX-Video 2B" in message
-    assert len(failure.value.tried) == 4 and memory.resident() == []
+    assert len(failure.value.tried) == 5 and memory.resident() == []
 
 
 def test_cpu_plans_cannot_step_down() -> None:

@@ -216,7 +216,7 @@ def test_unknown_level_is_refused() -> None:
 def test_plan_round_trips_through_json() -> None:
     plan = fit_plan(gpu(4), "svd-xt")
     data = json.loads(json.dumps(plan.to_dict()))
-    assert MemoryPlan(**data) == plan
+    assert MemoryPlan.from_dict(data) == plan
 
 
 def test_eta_classes() -> None:

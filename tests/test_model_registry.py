@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 
 import pytest
 
@@ -37,7 +38,8 @@ def test_presets_the_issue_asks_for() -> None:
 
 @pytest.mark.parametrize("ref", REAL, ids=lambda r: r.key)
 def test_real_presets_are_complete(ref) -> None:
-    assert ref.revision and ref.licence and ref.size_gb > 0 and ref.allow_patterns
+    assert re.fullmatch(r"[0-9a-f]{40}", ref.revision), "a real preset pins a commit, not a branch"
+    assert ref.licence and ref.size_gb > 0 and ref.allow_patterns
     assert "model_index.json" in ref.allow_patterns
     assert ref.memory is not None and {c.phase for c in ref.components} == set(PHASES)
     # The size on disk is the weights in 16-bit (fp16 variant, or CogVideoX's bf16 files).

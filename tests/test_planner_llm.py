@@ -127,7 +127,7 @@ def test_the_question_states_the_schema_and_the_counts():
 def test_a_real_planner_that_is_not_downloaded_names_the_download_command(tmp_path: Path):
     with pytest.raises(ModelNotAvailable) as info:
         plan_shot_with_llm(PROMPT, keyframes=3, duration=4.0, models_root=tmp_path)
-    assert "python -m backend.models.llm_planner download qwen2.5-1.5b-instruct" in str(info.value)
+    assert "python -m backend models download qwen2.5-1.5b-instruct" in str(info.value)
     ref = planner_model_for("default")
     assert (ref.repo_id, ref.licence) == ("Qwen/Qwen2.5-1.5B-Instruct", "Apache-2.0")
 

@@ -290,17 +290,24 @@ def broken_models_studio(tmp_path) -> Iterator[tuple[VideoGenerator, Path]]:
 def test_half_downloaded_or_damaged_model_fails_with_a_re_download_hint(broken_models_studio, tmp_path):
     import shutil
 
+    from backend.errors import SpecError
     from backend.models import store as model_store
-    from backend.models.registry import model_for
+    from backend.models.registry import MODELS, model_for
 
     gen, models = broken_models_studio
     ref = model_for("default", "keyframes")
+    for other in MODELS.values():  # every other pipeline looks downloaded: whichever motion model the plan takes
+        if not other.is_tiny and other.key != ref.key:
+            (models / other.key).mkdir(parents=True)
+            (models / other.key / "model_index.json").write_text("{}")
+            model_store.write_marker(models / other.key, other)
     tiny_sdxl = Path(os.environ["STUDIO_MODELS_DIR"]) / "tiny" / "sdxl"
     folder = model_store.model_folder(ref, models)
     shutil.copytree(tiny_sdxl, folder)  # files present, completeness marker missing: a stopped download
     spec = tiny(model_set="default")
-    status = run(gen, gen.submit(spec))
-    assert status.state == "failed" and "not downloaded yet" in status.error and "Download it" in status.error
+    with pytest.raises(SpecError, match="not on this machine: sdxl-base") as refused:  # at submit, not at run time
+        gen.submit(spec)
+    assert "models download sdxl-base`" in str(refused.value) and gen.history() == []
 
     model_store.write_marker(folder, ref)
     weights = next(folder.glob("unet/*.safetensors"))

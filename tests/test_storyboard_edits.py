@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from backend.errors import StoryboardError
+from backend.hashing import file_sha256
 from backend.jobs.store import AWAITING_REVIEW, QUEUED, JobStore
-from backend.jobs.storyboard import StoryboardEditor, file_sha256
+from backend.jobs.storyboard import StoryboardEditor
 from backend.paths import RuntimePaths, runtime_paths
 from backend.record import JobRecord, KeyframesRecord, Storyboard, StoryboardFrame
 from backend.spec import JobSpec

@@ -99,6 +99,9 @@ def test_a_job_without_review_runs_straight_through_with_its_storyboard_recorded
     assert summary["status"] == "done" and sidecar["storyboard"]["approved"] is True
     assert sidecar["storyboard"]["edits"] == [] or "edits" not in sidecar["storyboard"]
     assert sidecar["stages"]["analyze"]["planner"] == "rules"
+    sources = {s["role"]: s for s in sidecar["models"]["sources"]}  # which weights made it
+    assert sources["keyframes"]["key"] == "tiny-sdxl" and sources["keyframes"]["tiny"] == "sdxl"
+    assert sources["motion"]["key"] == "tiny-ltx"
 
 
 def test_editing_a_job_that_is_not_waiting_for_review_is_one_clear_line(tmp_path):

@@ -83,6 +83,14 @@ CREATE TABLE IF NOT EXISTS favourites (
 );
 """
 ADDED_TABLES = ("job_groups", "queue_flags", "favourites")
+# Columns added after schema version 1, the same way: a database without one is set up again on open (ALTER
+# TABLE), and nothing reads them by name from a row (an old read-only database simply lacks them).
+ADDED_COLUMNS = (
+    # Seconds the job has run over all its runs, as of its last progress write or its end (so a crash loses at
+    # most the time since the last write, and never counts the time it sat stopped); a new run starts its
+    # clock that much earlier, so ``finished - started`` is the job's running time (``JobStatus.elapsed``).
+    ("jobs", "run_seconds", "REAL NOT NULL DEFAULT 0"),
+)
 PAUSED_FLAG = "paused"  # queue_flags key: while its value is '1', claim_next hands out no job
 
 
@@ -101,7 +109,18 @@ class StoreFull(DiskFull, sqlite3.OperationalError):
 
 def create_schema(db: sqlite3.Connection) -> None:
     db.executescript(_SCHEMA + _ADDED_SCHEMA)
+    for table, column, declaration in ADDED_COLUMNS:
+        if column not in _columns(db, table):
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            except sqlite3.OperationalError as exc:  # another process opening it added it just now
+                if "duplicate column" not in str(exc):
+                    raise
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
 
 
 def is_current(db: sqlite3.Connection) -> bool:
@@ -110,7 +129,7 @@ def is_current(db: sqlite3.Connection) -> bool:
     if version < SCHEMA_VERSION or db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         return False
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
-    return names.issuperset(ADDED_TABLES)
+    return names.issuperset(ADDED_TABLES) and all(c in _columns(db, t) for t, c, _ in ADDED_COLUMNS)
 
 
 def set_up(db: sqlite3.Connection) -> None:

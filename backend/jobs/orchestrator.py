@@ -157,7 +157,7 @@ class VideoGenerator:
 
     def submit_all(self, specs: list[JobSpec]) -> list[str]:
         """Validate every spec, then queue them all in one transaction: all or none (a batch, Ctrl-C)."""
-        admitted = [admit(spec, self.paths.models) for spec in specs]
+        admitted = [admit(spec, self.paths.models, hardware=self.memory.hardware) for spec in specs]
         jobs = [(uuid.uuid4().hex, spec.to_dict()) for spec in admitted]
         self.store.add_all(jobs)
         with self._lock:

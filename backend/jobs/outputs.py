@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 import backend
+from backend.jobs.model_sources import comment_line
 from backend.record import JobRecord
 
 PREVIEW_WIDTH = 480
@@ -70,8 +71,10 @@ def compact_comment(record: JobRecord) -> str:
         "model_set": spec.get("model_set"),
         "duration": spec.get("duration"),
         "fps": spec.get("fps"),
-        "models": record.models.to_dict(),
+        "models": {"keyframes": record.models.keyframes, "motion": record.models.motion},
     }
+    if record.models.sources:  # the pinned weights: key@commit (or a file's hash), enough to fetch them again
+        compact["weights"] = comment_line(record.models.sources)
     if spec.get("model_set") == "tiny":
         compact["note"] = "test models - output is noise"
     return json.dumps(compact, ensure_ascii=False, separators=(",", ":"))

@@ -23,10 +23,12 @@ from PIL import Image
 
 from backend.errors import AwaitingReview, JobCancelled
 from backend.faults import kill_point
+from backend.hashing import file_sha256
 from backend.jobs import checkpoints
+from backend.jobs.model_sources import model_sources
 from backend.jobs.outputs import compact_comment, output_stem, save_previews, software_versions, write_sidecar
 from backend.jobs.store import JobStore
-from backend.jobs.storyboard import MAX_KEYFRAMES, file_sha256, new_storyboard, storyboard_positions
+from backend.jobs.storyboard import MAX_KEYFRAMES, new_storyboard, storyboard_positions
 from backend.media.clip import Clip
 from backend.media.video_io import check_ffmpeg, last_frames, probe_video
 from backend.memory import MemoryManager
@@ -164,7 +166,8 @@ class JobRunner:
         finished.stem = stem
         self._finish_stage(job, ctx, started, finished)
 
-        # 7. Record, previews, sidecar (the work folder goes once the store says done).
+        # 7. Record (with where every model's weights came from), previews, sidecar.
+        record.models.sources = model_sources(record, spec.model_set, self.paths.models) or None
         return self._deliver(job.job_id, record, finished, kf.paths)
 
     def _plan(self, job: _Run, choice: motion.MotionChoice, frames_needed: int,

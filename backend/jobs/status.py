@@ -38,7 +38,7 @@ class JobStatus:
     sidecar: str | None = None
     error: str | None = None
     created: float = 0.0
-    started: float | None = None
+    started: float | None = None  # when this run began, less the seconds of the job's earlier runs
     finished: float | None = None
     record: JobRecord | None = None  # None until the job's first stage has finished
 
@@ -48,6 +48,8 @@ class JobStatus:
 
     @property
     def elapsed(self) -> float | None:
+        """Seconds the job has run: its earlier runs and this one, not the time it sat stopped between them
+        (the store starts a resumed run's clock earlier by the earlier runs' seconds: ``database.ADDED_COLUMNS``)."""
         if self.started is None:
             return None
         return (self.finished or time.time()) - self.started

@@ -173,10 +173,8 @@ class JobStore:
             if row is None:
                 db.execute("COMMIT")
                 return None
-            db.execute(
-                "UPDATE jobs SET state = ?, started = ?, fraction = 0, error = NULL, message = '' WHERE id = ?",
-                (RUNNING, time.time(), row["id"]),
-            )
+            db.execute("UPDATE jobs SET state = ?, started = ? - run_seconds, fraction = 0, error = NULL, message = ''"
+                       " WHERE id = ?", (RUNNING, time.time(), row["id"]))  # earlier runs count (ADDED_COLUMNS)
             db.execute("COMMIT")
         return self.get(row["id"])
 
@@ -198,8 +196,8 @@ class JobStore:
         """Store progress; returns whether a cancel was requested (so the worker can react)."""
         with self._connect() as db:
             db.execute(
-                "UPDATE jobs SET stage = ?, fraction = ?, message = ? WHERE id = ?",
-                (readable(stage), fraction, readable(message), job_id),
+                "UPDATE jobs SET stage = ?, fraction = ?, message = ?, run_seconds = COALESCE(? - started, run_seconds)"
+                " WHERE id = ?", (readable(stage), fraction, readable(message), time.time(), job_id),
             )
             row = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
@@ -216,15 +214,16 @@ class JobStore:
         """End a job; ``stage``/``message`` are the last progress seen (progress writes are throttled)."""
         if state not in FINISHED_STATES:
             raise ValueError(f"{state!r} is not a finished state")
+        now = time.time()
         with self._connect() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, error = ?, output = COALESCE(?, output), sidecar = COALESCE(?, sidecar),"
                 " record = COALESCE(?, record), finished = ?, fraction = CASE WHEN ? = 'done' THEN 1 ELSE fraction END,"
-                " stage = COALESCE(?, stage), message = COALESCE(?, message)"
-                " WHERE id = ?",
+                " stage = COALESCE(?, stage), message = COALESCE(?, message), run_seconds = CASE WHEN state = 'running'"
+                " THEN COALESCE(? - started, run_seconds) ELSE run_seconds END WHERE id = ?",
                 (state, readable(error), readable(output), readable(sidecar),
-                 _record_json(record) if record is not None else None, time.time(), state, readable(stage),
-                 readable(message), job_id),
+                 _record_json(record) if record is not None else None, now, state, readable(stage),
+                 readable(message), now, job_id),
             )
 
     def request_cancel(self, job_id: str) -> str | None:

@@ -13,7 +13,6 @@ after it, through temporary names, so that no file is ever overwritten half-way.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend.errors import StoryboardError
+from backend.hashing import file_sha256
 from backend.jobs.store import AWAITING_REVIEW, JobStore
 from backend.paths import RuntimePaths
 from backend.record import JobRecord, Storyboard, StoryboardEdit, StoryboardFrame
@@ -53,14 +53,6 @@ def new_storyboard(plan: "ShotPlan", spec: JobSpec, *, start_image: bool, limits
 def storyboard_positions(board: Storyboard, total: int) -> list[int]:
     """The motion-clip frame of each keyframe, from its time."""
     return positions_for_times(board.times, board.duration or 0.0, total)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,10 @@ LEAF_FRACTION = 0.025  # sequential offload: the largest single layer on the GPU
 LEAF_MIN_GB = 0.1
 # How much slower than the same call with everything on the GPU (offload comparison in
 # performance-anchors.md, adjusted for block-level groups with CUDA streams).
-LEVEL_SLOWDOWN = {"gpu": 1.0, "model_offload": 1.2, "group_offload": 1.6, "sequential_offload": 6.0}
+# fp8 storage adds an upcast per layer to group offload's transfers (and halves what is transferred).
+LEVEL_SLOWDOWN = {"gpu": 1.0, "model_offload": 1.2, "group_offload": 1.6, "fp8_group_offload": 1.7,
+                  "sequential_offload": 6.0}
+FP8_LEVELS = ("fp8_group_offload",)  # levels whose denoiser weights are stored in float8 (1 byte a weight)
 FORWARD_CHUNKING_SLOWDOWN = 1.1
 CPU_SLOWDOWN_8_CORES = 60.0  # fp32 on an 8-core CPU versus an A100-class GPU in 16-bit
 ETA_CLASSES = ((60.0, "seconds"), (15 * 60.0, "minutes"))  # otherwise "long"
@@ -63,13 +66,15 @@ def _bytes_per_param(dtype: str) -> int:
     return 4 if dtype == "float32" else 2
 
 
-def _component_gb(ref: ModelRef, dtype: str, phase: str | None = None) -> list[float]:
-    """Weights (GB) of the components of ``phase`` (all when None), with the fp16 VAE upcast."""
+def _component_gb(ref: ModelRef, dtype: str, phase: str | None = None, *, fp8: bool = False) -> list[float]:
+    """Weights (GB) of the components of ``phase`` (all when None), with the fp16 VAE upcast; ``fp8``: the
+    denoiser stored in float8 (layerwise casting keeps 1 byte a weight, upcast one layer at a time)."""
     sizes = []
     for component in ref.components:
         if phase is not None and component.phase != phase:
             continue
-        size = component.params_b * 1e9 * _bytes_per_param(dtype) / GIB
+        width = 1 if fp8 and component.phase == "denoise" else _bytes_per_param(dtype)
+        size = component.params_b * 1e9 * width / GIB
         if component.phase == "decode" and _upcast(ref, dtype):
             size *= 2
         sizes.append(size)
@@ -80,8 +85,8 @@ def _upcast(ref: ModelRef, dtype: str) -> bool:
     return dtype == "float16" and _facts(ref).vae_upcast_fp16
 
 
-def weights_gb(ref: ModelRef, dtype: str) -> float:
-    return sum(_component_gb(ref, dtype))
+def weights_gb(ref: ModelRef, dtype: str, *, fp8: bool = False) -> float:
+    return sum(_component_gb(ref, dtype, fp8=fp8))
 
 
 def _scales(ref: ModelRef, workload: "Workload") -> tuple[float, float, float]:
@@ -116,12 +121,12 @@ def _gpu_weights_gb(ref: ModelRef, plan: "MemoryPlan", phase: str) -> float:
         return 0.0
     if plan.level == "gpu":
         return weights_gb(ref, plan.dtype)
-    in_phase = _component_gb(ref, plan.dtype, phase)
+    in_phase = _component_gb(ref, plan.dtype, phase, fp8=plan.level in FP8_LEVELS)
     largest = max(in_phase, default=0.0)
     if plan.level == "model_offload":  # one whole model on the GPU at a time
         return largest
     leaf = max(LEAF_MIN_GB, LEAF_FRACTION * largest) if in_phase else 0.0
-    if plan.level == "group_offload":  # the running block group plus the one prefetched on a stream
+    if plan.level in ("group_offload", *FP8_LEVELS):  # the running block group plus the prefetched one
         return max(leaf, _facts(ref).group_fraction * largest)
     return leaf  # sequential_offload
 
@@ -132,7 +137,7 @@ def estimate(ref: ModelRef, plan: "MemoryPlan", workload: "Workload | None" = No
     phases = {phase: _gpu_weights_gb(ref, plan, phase) + activations_gb(ref, plan, workload, phase)
               for phase in PHASES}
     peak_phase = max(phases, key=phases.__getitem__)
-    weights = weights_gb(ref, plan.dtype)
+    weights = weights_gb(ref, plan.dtype, fp8=plan.level in FP8_LEVELS)
     if plan.device == "cpu":
         return Estimate(0.0, PROCESS_RAM_GB["cpu"] + weights + phases[peak_phase], 0.0, weights, peak_phase)
     # from_pretrained loads every component into RAM before placement; offload levels keep them there.

@@ -9,17 +9,21 @@ resolution and says so in the plan.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from backend.memory.estimates import Estimate, Workload, estimate, native_workload
+from backend.memory.estimates import FP8_LEVELS, Estimate, Workload, estimate, native_workload
 from backend.memory.hardware import HardwareProfile
 from backend.models.registry import MODELS, ModelRef
 
 log = logging.getLogger(__name__)
 
-# Levels from fastest/most memory to slowest/least memory.
-LEVELS = ("gpu", "model_offload", "group_offload", "sequential_offload")
+# Levels from fastest/most memory to slowest/least memory. fp8_group_offload is group offload with the
+# denoiser's weights stored in float8 and upcast layer by layer (diffusers' layerwise casting): it halves
+# the denoiser in RAM and per transferred group, at a small cost in precision, so it comes only after the
+# levels that keep the weights exact, and only on GPUs that compute in bfloat16 (Ampere and newer).
+LEVELS = ("gpu", "model_offload", "group_offload", "fp8_group_offload", "sequential_offload")
+FP8_STORAGE = "float8_e4m3fn"
 VRAM_HEADROOM = 0.92  # plan to use at most this share of the usable VRAM
 RAM_HEADROOM = 0.85
 DEFAULT_DECODE_CHUNK = 8  # SVD frames decoded at once when memory allows
@@ -62,11 +66,19 @@ class MemoryPlan:
         return (self.level, self.device, self.dtype)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "weights": self.weights}  # the record says when weights were stored in fp8
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MemoryPlan":
+        """A plan from its recorded form (derived keys such as ``weights`` are left out)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
 
     def describe(self) -> str:
         """``model_offload + VAE tiling + forward chunking (bfloat16)``: the settings in one line."""
         knobs = [self.level]
+        if self.level in FP8_LEVELS:
+            knobs.append(f"denoiser weights in {FP8_STORAGE}")
         if self.vae_tiling:
             knobs.append("VAE tiling")
         if self.vae_slicing and not self.vae_tiling:
@@ -77,14 +89,20 @@ class MemoryPlan:
             knobs.append(f"decode chunk {self.decode_chunk_size}")
         return f"{' + '.join(knobs)} ({self.dtype})"
 
+    @property
+    def weights(self) -> str:
+        """How the denoiser's weights are kept: in the plan's dtype, or stored in fp8 and upcast per layer."""
+        return "fp8" if self.level in FP8_LEVELS else self.dtype
+
     def step_down(self) -> "MemoryPlan | None":
         """The next level after an out-of-memory error (all reliefs on), or None at the bottom."""
         if self.device == "cpu" or self.level not in LEVELS:
             return None
-        index = LEVELS.index(self.level)
-        if index + 1 >= len(LEVELS):
+        lower_levels = [level for level in LEVELS[LEVELS.index(self.level) + 1:]
+                        if level not in FP8_LEVELS or self.dtype == "bfloat16"]
+        if not lower_levels:
             return None
-        lower = _relieved(replace(self, level=LEVELS[index + 1]))
+        lower = _relieved(replace(self, level=lower_levels[0]))
         return _reestimated(lower, f"stepped down after running out of memory at {self.level}")
 
     def with_tiled_decode(self) -> "MemoryPlan | None":
@@ -127,6 +145,8 @@ def candidate_plans(hardware: HardwareProfile, ref: ModelRef) -> list[MemoryPlan
         levels, device = ("cpu",), "cpu"
     else:
         levels, device = LEVELS, "cuda"
+        if not hardware.supports_bf16:
+            levels = tuple(level for level in LEVELS if level not in FP8_LEVELS)
     plans: list[MemoryPlan] = []
     for level in levels:
         plain = MemoryPlan(level=level, device=device, dtype=dtype, model=ref.key)
@@ -227,9 +247,10 @@ def _relieved(plan: MemoryPlan) -> MemoryPlan:
 
 
 def _fits(hardware: HardwareProfile, plan: MemoryPlan, est: Estimate) -> bool:
+    """Within the VRAM budget and, since offload levels keep the weights in RAM, within the RAM budget too."""
     if plan.device == "cpu":
         return est.ram_peak_gb <= ram_budget_gb(hardware)
-    return est.vram_peak_gb <= vram_budget_gb(hardware)
+    return est.vram_peak_gb <= vram_budget_gb(hardware) and est.ram_peak_gb <= ram_budget_gb(hardware)
 
 
 def _annotated(plan: MemoryPlan, est: Estimate, reason: str) -> MemoryPlan:
@@ -282,9 +303,11 @@ def apply_plan(pipe: Any, plan: MemoryPlan) -> Any:
         pipe.to("cuda")
     elif plan.level == "model_offload":
         pipe.enable_model_cpu_offload()
-    elif plan.level == "group_offload":
+    elif plan.level in ("group_offload", *FP8_LEVELS):
         import torch
 
+        if plan.level in FP8_LEVELS:  # before the offload hooks, so groups move the fp8 weights
+            store_denoiser_in_fp8(pipe, plan)
         pipe.enable_group_offload(onload_device=torch.device("cuda"), offload_type="block_level",
                                   num_blocks_per_group=1, use_stream=True)
     elif plan.level == "sequential_offload":
@@ -292,6 +315,21 @@ def apply_plan(pipe: Any, plan: MemoryPlan) -> Any:
     else:
         raise ValueError(f"unknown memory level {plan.level}")
     return apply_component_settings(pipe, plan)
+
+
+def store_denoiser_in_fp8(pipe: Any, plan: MemoryPlan) -> None:
+    """Keep the UNet/transformer's weights in float8 and compute in the plan's dtype, layer by layer.
+
+    diffusers' layerwise casting leaves the layers its models mark as precision-sensitive (patch
+    embeddings, norms, positional embeddings) in the compute dtype.
+    """
+    import torch
+
+    for name in ("transformer", "unet"):
+        denoiser = getattr(pipe, name, None)
+        if denoiser is not None and hasattr(denoiser, "enable_layerwise_casting"):
+            denoiser.enable_layerwise_casting(storage_dtype=getattr(torch, FP8_STORAGE),
+                                              compute_dtype=plan.torch_dtype)
 
 
 def apply_component_settings(pipe: Any, plan: MemoryPlan) -> Any:

@@ -204,7 +204,7 @@ def _with_residency(motion: StagePlan, keyframes: StagePlan, hardware: HardwareP
     """Whether the keyframe model can stay loaded while the motion model runs (same rule as the manager)."""
     if keyframes.level == "skipped" or keyframes.plan is None:
         return motion
-    kf_ref, kf_plan = MODELS[keyframes.model], MemoryPlan(**keyframes.plan)
+    kf_ref, kf_plan = MODELS[keyframes.model], MemoryPlan.from_dict(keyframes.plan)
     kf = estimate(kf_ref, kf_plan, plan_workload(kf_ref, kf_plan))
     base = PROCESS_RAM_GB[kf_plan.device]
     evict = to_evict([Held(kf_ref.key, kf.vram_resting_gb, kf.ram_resting_gb)],

@@ -5,7 +5,7 @@ A real preset's file lives in ``<models_root>/<key>/`` (fetched from its Hub rep
 first use into ``<models_root>/tiny/<name>/`` and then loaded from their file exactly as a downloaded
 file is (spandrel for the upscaler, safetensors for RIFE). A missing file is one sentence naming the fix.
 
-    python -m backend.models.finishing download realesrgan-x4plus
+    python -m backend models download realesrgan-x4plus   (or: python -m backend.models.finishing download …)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def weights_file(ref: ModelRef, models_root: Path) -> Path:
     if found is not None:
         return found
     if ref.repo_id:
-        fix = (f"run `python -m backend.models.finishing download {ref.key}` (fetches {ref.allow_patterns[0]} "
+        fix = (f"run `python -m backend models download {ref.key}` (fetches {ref.allow_patterns[0]} "
                f"from {ref.hub_url} into {folder})")
     else:
         fix = (f"no public checkpoint in the studio's format is published yet, so put {ref.allow_patterns[0]} "

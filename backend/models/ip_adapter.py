@@ -7,7 +7,7 @@ serves a download and the tiny twin alike. The tiny twin (random weights, output
 offline into ``<models_root>/tiny/ip-adapter/``: a tiny ``CLIPVisionModelWithProjection`` and an
 adapter file in h94's format whose tensors fit the tiny SDXL UNet.
 
-    python -m backend.models.ip_adapter download          # the real weights (about 3.2 GB)
+    python -m backend models download ip-adapter-sdxl     # the real weights (about 3.2 GB)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ FORMAT_VERSION = "1"
 MARKER_NAME = ".complete"
 WEIGHTS = "sdxl_models/ip-adapter_sdxl_vit-h.safetensors"
 IMAGE_ENCODER = "models/image_encoder"
-DOWNLOAD_COMMAND = "python -m backend.models.ip_adapter download"
+DOWNLOAD_COMMAND = "python -m backend models download ip-adapter-sdxl"
 # The tiny image encoder (a CLIP vision tower) and its embedding width, which the adapter projects.
 TINY_ENCODER = {"hidden_size": 32, "intermediate_size": 37, "projection_dim": 32, "num_hidden_layers": 2,
                 "num_attention_heads": 4, "image_size": 32, "patch_size": 8}
@@ -36,9 +36,9 @@ TINY_ENCODER = {"hidden_size": 32, "intermediate_size": 37, "projection_dim": 32
 IP_ADAPTERS: dict[str, ModelRef] = {
     ref.key: ref
     for ref in (
-        # revision "main": there is no Hub access where this was written to look up a commit to pin; the
-        # files have not changed since 2023. Pin a commit here once one is checked.
-        ModelRef("ip-adapter-sdxl", "IPAdapter", "h94/IP-Adapter", revision="main",
+        # The commit pinned to h94/IP-Adapter in many public projects (docs/MODELS.md); not re-checked here.
+        ModelRef("ip-adapter-sdxl", "IPAdapter", "h94/IP-Adapter",
+                 revision="018e402774aeeddd60609b4ecdb7e298259dc729",
                  label="IP-Adapter SDXL (ViT-H image encoder)", licence="Apache-2.0 (image encoder: MIT)",
                  allow_patterns=(WEIGHTS, f"{IMAGE_ENCODER}/config.json", f"{IMAGE_ENCODER}/model.safetensors"),
                  size_gb=3.0,

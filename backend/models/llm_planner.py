@@ -6,7 +6,7 @@ the answer is validated; an answer that fails a check becomes the rule-based pla
 saying why. The model is loaded for one plan and freed right after: planning happens once per job,
 before the GPU is needed for images and video.
 
-    python -m backend.models.llm_planner download [qwen2.5-1.5b-instruct]
+    python -m backend models download qwen2.5-1.5b-instruct
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ _NOTE = ("writes the storyboard (keyframe and motion prompts) when the planner i
 PLANNER_MODELS: dict[str, ModelRef] = {
     ref.key: ref
     for ref in (
-        # Apache-2.0. Revision "main": there is no Hub access where this was written to look up a commit to pin.
-        ModelRef("qwen2.5-1.5b-instruct", "Qwen2ForCausalLM", "Qwen/Qwen2.5-1.5B-Instruct", revision="main",
+        # Apache-2.0. The commit public projects pin as this repo's main (docs/MODELS.md); not re-checked here.
+        ModelRef("qwen2.5-1.5b-instruct", "Qwen2ForCausalLM", "Qwen/Qwen2.5-1.5B-Instruct",
+                 revision="989aa7980e4cf806f80c7fef2b1adb7bc71aa306",
                  label="Qwen2.5 1.5B Instruct (storyboard planner)", licence="Apache-2.0", size_gb=2.9,
                  allow_patterns=("*.json", "*.safetensors", "merges.txt", "vocab.json", "LICENSE"), notes=_NOTE),
         ModelRef("tiny-planner-llm", "Qwen2ForCausalLM", tiny_name="planner-llm", licence="test model",
@@ -54,7 +55,7 @@ def planner_model_for(model_set: str) -> ModelRef:
 
 
 def download_command(ref: ModelRef) -> str:
-    return f"python -m backend.models.llm_planner download {ref.key}"
+    return f"python -m backend models download {ref.key}"
 
 
 def model_folder(ref: ModelRef, models_root: Path) -> Path:

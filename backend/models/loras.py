@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.errors import LoraError, UnsafePath
+from backend.hashing import file_sha256
 from backend.media.safe_files import resolve_inside
 from backend.models.registry import ModelRef, keyframe_model_for, motion_model_for
 from backend.record import LoraRecord
@@ -118,21 +119,6 @@ def lora_path(models_root: Path, name: str) -> Path:
     if not path.is_file():
         raise LoraError(f"The LoRA file '{name}' in {folder} is not a file.")
     return path
-
-
-def file_sha256(path: Path) -> str:
-    """The file's SHA-256 (remembered per size and modification time: a LoRA is hashed once)."""
-    info = Path(path).stat()
-    return _sha256(str(path), info.st_size, info.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- what a file holds --------------------------------------------------------------------------------

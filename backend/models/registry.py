@@ -53,6 +53,9 @@ class ModelRef:
     key: str
     pipeline_class: str  # diffusers class name used with from_pretrained
     repo_id: str | None = None  # hub id for real models
+    # A commit of the Hub repository (40 hex): what was pinned is what is downloaded and recorded. The SHAs were
+    # found pinned to the same repo ids in public code (docs/MODELS.md lists the evidence); this studio's
+    # machines had no Hub access to re-check them, so a download is the first check.
     revision: str = "main"
     variant: str | None = None  # e.g. "fp16" weight files
     tiny_name: str | None = None  # set for the tiny test set (built offline)
@@ -140,11 +143,13 @@ MODELS: dict[str, ModelRef] = {
     ref.key: ref
     for ref in (
         ModelRef("sdxl-base", "StableDiffusionXLPipeline", "stabilityai/stable-diffusion-xl-base-1.0",
+                 revision="462165984030d82259a11f4367a4eed129e94a7b",
                  variant="fp16", label="SDXL base 1.0", width=1344, height=768,
                  licence="CreativeML Open RAIL++-M", allow_patterns=_SDXL_FILES, size_gb=6.5,
                  components=_SDXL_COMPONENTS, memory=_SDXL_MEMORY,
                  scale_options=(0.75, 0.5)),
-        ModelRef("sdxl-turbo", "StableDiffusionXLPipeline", "stabilityai/sdxl-turbo", variant="fp16",
+        ModelRef("sdxl-turbo", "StableDiffusionXLPipeline", "stabilityai/sdxl-turbo",
+                 revision="71153311d3dbb46851df1931d3ca6e939de83304", variant="fp16",
                  label="SDXL-Turbo (quick preset)", width=512, height=512,
                  licence="Stability AI Non-Commercial Research Community licence", allow_patterns=_SDXL_FILES,
                  size_gb=6.5, components=_SDXL_COMPONENTS,
@@ -153,6 +158,7 @@ MODELS: dict[str, ModelRef] = {
                                     vae_upcast_fp16=True, step_seconds=0.04, decode_seconds=0.1),
                  cfg=False, default_steps=4),
         ModelRef("svd-xt", "StableVideoDiffusionPipeline", "stabilityai/stable-video-diffusion-img2vid-xt",
+                 revision="9e43909513c6714f1bc78bcb44d96e733cd242aa",
                  variant="fp16", label="Stable Video Diffusion XT", width=1024, height=576, frames=25, fps=7,
                  gated=True, licence="Stability AI Community licence (accept it on the Hub first)",
                  allow_patterns=diffusers_patterns(("image_encoder", "unet", "vae"),
@@ -167,6 +173,7 @@ MODELS: dict[str, ModelRef] = {
                                     step_seconds=1.45, decode_seconds=3.5),
                  frame_options=(25, 14), scale_options=(0.75,)),
         ModelRef("cogvideox-5b-i2v", "CogVideoXImageToVideoPipeline", "THUDM/CogVideoX-5b-I2V",
+                 revision="a6f0f4858a8395e7429d82493864ce92bf73af11",
                  label="CogVideoX-5B image-to-video", width=720, height=480, frames=49, fps=8,
                  max_sequence_length=226, licence="CogVideoX licence (commercial use needs registration)",
                  allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
@@ -183,7 +190,8 @@ MODELS: dict[str, ModelRef] = {
         # Keyframe engines (conditioned where the storyboard says), the studio's first choice.
         # LTX-Video 0.9.5 is the 2B release in diffusers format that interpolates between several image
         # conditions (the later 2B distilled weights are single-file only); it is the light engine too.
-        ModelRef("ltx-2b", "LTXConditionPipeline", "Lightricks/LTX-Video-0.9.5", label="LTX-Video 2B (0.9.5)",
+        ModelRef("ltx-2b", "LTXConditionPipeline", "Lightricks/LTX-Video-0.9.5",
+                 revision="e58e28c39631af4d1468ee57a853764e11c1d37e", label="LTX-Video 2B (0.9.5)",
                  width=768, height=512, frames=121, fps=24, max_sequence_length=128,
                  licence="LTX-Video 0.9.5 licence (open weights; see the model card)",
                  allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
@@ -199,6 +207,7 @@ MODELS: dict[str, ModelRef] = {
                  frame_options=(121, 97, 65, 33), scale_options=(0.75, 0.5), low_memory=True,
                  conditioning="keyframes", notes=("keyframes at frame indices, one call per window; native 24-30 fps",)),
         ModelRef("ltx-13b-distilled", "LTXConditionPipeline", "Lightricks/LTX-Video-0.9.7-distilled",
+                 revision="057509edea1493cae5e62e9d8f780ebda3fb4333",
                  label="LTX-Video 13B distilled (0.9.7, quick preset)", width=768, height=512, frames=121, fps=24,
                  max_sequence_length=128, licence="LTX-Video 0.9.7 licence (open weights; see the model card)",
                  allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
@@ -211,6 +220,7 @@ MODELS: dict[str, ModelRef] = {
                  cfg=False, default_steps=8, frame_options=(121, 97, 65, 33), scale_options=(0.75, 0.5),
                  conditioning="keyframes", notes=("step-distilled: 8 steps, guidance 1.0 (model card)",)),
         ModelRef("wan-flf2v-14b", "WanImageToVideoPipeline", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
+                 revision="17c30769b1e0b5dcaa1799b117bf20a9c31f59d7",
                  label="Wan 2.1 first-last-frame 14B (720p)", width=1280, height=720, frames=81, fps=16,
                  max_sequence_length=512, licence="Apache-2.0",
                  allow_patterns=diffusers_patterns(("text_encoder", "image_encoder", "transformer", "vae"),
@@ -224,7 +234,8 @@ MODELS: dict[str, ModelRef] = {
                  frame_options=(81, 49, 33), scale_options=(0.75, 0.5),
                  conditioning="first_last", notes=("start and end keyframe per segment; 16 fps native",)),
         ModelRef("skyreels-v2-df-1.3b", "SkyReelsV2DiffusionForcingImageToVideoPipeline",
-                 "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers", label="SkyReels-V2 diffusion forcing 1.3B (540p)",
+                 "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers",
+                 revision="958acd63685c7e632e4b194549f2a703e34bd98b", label="SkyReels-V2 diffusion forcing 1.3B (540p)",
                  width=960, height=544, frames=97, fps=24, max_sequence_length=512,
                  licence="SkyReels-V2 community licence (see the model card)",
                  allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),

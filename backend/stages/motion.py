@@ -5,7 +5,7 @@ to honour the keyframes with it (``motion_plan``): LTX-Video gets every keyframe
 Wan each segment's start and end keyframe, SkyReels-V2 continues one long shot (or the video being
 extended), and the first-frame fallbacks (SVD, CogVideoX) fade each segment's tail toward the next
 keyframe — a crossfade the record names as such. Finished segments are kept on disk, so a resume or
-an out-of-memory step-down does not make them again.
+an out-of-memory step-down does not make them again; each gets a small preview MP4 the Live job page plays.
 
   1. engine, model, size, frame rate and steps (the choice was made before the keyframes)
   2. plan the segments and write the record: conditions, frame indices, joins
@@ -25,6 +25,7 @@ from PIL import Image
 
 from backend.media.clip import Clip, save_frames
 from backend.media.imaging import fit_fill
+from backend.media.segment_previews import make_preview
 from backend.memory.plans import MemoryPlan
 from backend.memory.preflight import motion_model
 from backend.models.registry import ModelRef
@@ -187,6 +188,7 @@ def run(ctx: StageContext, inputs: MotionInputs) -> MotionResult:
                 frames, seeds = segment_frames(ctx, engine, ref, pipe, plan, segment, request, keyframes, before,
                                                len(segments))
                 _save_segment(frames, seeds, folder)
+                make_preview(folder, choice.fps, len(segments))  # playable on the Live job page from now on
                 ctx.report((segment.index + 1) / len(segments), f"segment {segment.index + 1}/{len(segments)} done")
             if segment.index + 1 < len(segments) and segments[segment.index + 1].overlap:
                 before = [_load(p, size) for p in sorted(folder.glob("*.png"))[-WINDOW_OVERLAP:]]
