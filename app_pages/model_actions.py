@@ -96,12 +96,19 @@ def _store_token(token: str) -> tuple[str, str]:
     return "success", "Token stored in huggingface_hub's token store; gated downloads use it from now on."
 
 
+def _asked(state_key: str, col: DeltaGenerator, label: str, key: str) -> bool:
+    """The first click of a two-click delete: True once asked (the caller then shows the confirmation)."""
+    if st.session_state.get(state_key):
+        return True
+    if col.button(label, key=key, icon=":material/delete:"):
+        st.session_state[state_key] = True
+        st.rerun()
+    return False
+
+
 def remove_button(ref: ModelRef, ask: DeltaGenerator, confirm: DeltaGenerator) -> None:
     key = f"m_confirm_{ref.key}"
-    if not st.session_state.get(key):
-        if ask.button("Remove", key=f"m_remove_{ref.key}", icon=":material/delete:"):
-            st.session_state[key] = True
-            st.rerun()
+    if not _asked(key, ask, "Remove", f"m_remove_{ref.key}"):
         return
     st.warning(plain(f"Remove the files of {ref.label or ref.key}? A linked folder is only unlinked."))
     if ask.button("Yes, remove", key=f"m_yes_{ref.key}", type="primary"):
@@ -148,10 +155,7 @@ def lora_section() -> None:
 
 def _delete_lora(name: str, col: DeltaGenerator) -> None:
     key = f"m_lora_confirm_{name}"
-    if not st.session_state.get(key):
-        if col.button("Delete", key=f"m_lora_delete_{name}", icon=":material/delete:"):
-            st.session_state[key] = True
-            st.rerun()
+    if not _asked(key, col, "Delete", f"m_lora_delete_{name}"):
         return
     if col.button("Yes, delete", key=f"m_lora_yes_{name}", type="primary"):
         st.session_state.pop(key, None)

@@ -113,3 +113,12 @@ def test_fleet_command_reports_an_unusable_manifest_in_one_line(tmp_path):
                             capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert result.returncode == 2 and result.stderr.strip().startswith("error:") and "not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_batch_item_asking_for_review_is_refused_with_its_reason(tmp_path):
+    home = runtime_paths(tmp_path / "home").ensure()
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps([{"prompt": "a kite", **TINY}, {"prompt": "a boat", "review": True, **TINY}]))
+    jobs, invalid = prepare(load_manifest(path, home.uploads))
+    assert len(jobs) == 1 and [r.status for r in invalid] == [INVALID]
+    assert "manifest item 1" in invalid[0].error and "review" in invalid[0].error

@@ -135,6 +135,9 @@ def prepare(items: list[Any]) -> tuple[list[FleetJob], list[FleetRecord]]:
             continue
         key = spec_key(item.spec.to_dict())
         try:
+            if item.spec.review:  # nobody is there to review: a fleet batch runs every job to the end
+                raise SpecError("review", "'review' is for the studio and the CLI; a fleet batch runs every job "
+                                          "to the end (remove it, or review the job with `generate --review`).")
             admitted = admit(item.spec)
         except SpecError as exc:
             invalid.append(FleetRecord(item.index, key, INVALID, error=f"manifest item {item.index}: {exc}"))

@@ -254,10 +254,12 @@ class JobStore:
 
     def park_for_review(self, job_id: str, record: JobRecord, message: str) -> None:
         """End this run of a job at the review point: its storyboard waits for the user, no worker holds it."""
+        now = time.time()  # its clock stops while it waits (``finished`` is cleared when it is queued again)
         with self._connect() as db:
             db.execute(
-                "UPDATE jobs SET state = ?, record = ?, message = ?, stage = 'keyframes', cancel_requested = 0"
-                " WHERE id = ?", (AWAITING_REVIEW, _record_json(record), readable(message), job_id),
+                "UPDATE jobs SET state = ?, record = ?, message = ?, stage = 'keyframes', cancel_requested = 0,"
+                " finished = ?, run_seconds = COALESCE(? - started, run_seconds) WHERE id = ?",
+                (AWAITING_REVIEW, _record_json(record), readable(message), now, now, job_id),
             )
 
     def requeue(self, job_id: str) -> bool:
