@@ -207,3 +207,24 @@ def test_the_server_refuses_to_start_beyond_loopback_with_an_unsafe_token(tmp_pa
     result = subprocess.run([sys.executable, "-m", "backend", "api", "--host", "0.0.0.0", "--port",
                              str(free_port())], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert result.returncode == 1 and "chmod 600" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_review_over_http_read_redraw_animate(client, generator):
+    job_id = client.post("/v1/jobs", json={**TINY, "seed": 9, "review": True, "engine": "ltx", "keyframes": 2,
+                                           "duration": 2}).json()["id"]
+    assert generator.wait(job_id, timeout=300).state == "awaiting_review"
+    assert client.post(f"/v1/jobs/{job_id}/resume").status_code == 409  # a storyboard goes on with animate
+    board = client.get(f"/v1/jobs/{job_id}/storyboard").json()
+    assert len(board["frames"]) == 2 and board["approved"] is False
+    first = client.get(board["keyframe_images"][1])
+    assert first.status_code == 200 and first.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(f"/v1/jobs/{job_id}/storyboard/keyframes/3").status_code == 404
+    redraw = client.post(f"/v1/jobs/{job_id}/storyboard/regenerate",
+                         json={"keyframe": 2, "prompt": "the lake at dusk", "new_seed": True})
+    assert redraw.status_code == 200 and redraw.json()["state"] in ("queued", "running")
+    assert generator.wait(job_id, timeout=300).state == "awaiting_review"
+    assert client.get(f"/v1/jobs/{job_id}/storyboard").json()["frames"][1]["prompt"] == "the lake at dusk"
+    assert client.post(f"/v1/jobs/{job_id}/animate").status_code == 200
+    assert generator.wait(job_id, timeout=300).state == "done"
+    gone = client.get(f"/v1/jobs/{job_id}/storyboard")
+    assert gone.status_code == 409 and "not waiting for review" in gone.json()["detail"]

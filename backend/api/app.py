@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 import backend
-from backend.api import events, files, jobs, system
+from backend.api import events, files, jobs, storyboard, system
 from backend.api.security import AccessMiddleware, AccessPolicy
 from backend.errors import SpecError, StudioError
 
@@ -29,7 +29,7 @@ def create_app(generator: "VideoGenerator", policy: AccessPolicy | None = None) 
     app = FastAPI(title="Local AI video studio", version=backend.__version__, description=DESCRIPTION,
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.generator = generator
-    for router in (jobs.router, events.router, files.router, system.router):
+    for router in (jobs.router, storyboard.router, events.router, files.router, system.router):
         app.include_router(router)
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(StudioError, _studio_error)

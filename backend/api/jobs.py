@@ -86,7 +86,7 @@ async def get_job(job_id: str, request: Request) -> JobView:
 async def cancel_job(job_id: str, request: Request) -> JobView:
     generator = generator_of(request)
     status = await run_in_threadpool(find_status, generator, job_id)
-    if not status.is_active:
+    if not status.is_active and status.state != "awaiting_review":  # a storyboard waiting is discarded
         raise HTTPException(409, f"job {job_id} is {status.state}; there is nothing to cancel")
     await run_in_threadpool(generator.cancel, job_id)
     return job_view(generator.status(job_id))

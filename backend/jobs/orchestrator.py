@@ -191,8 +191,10 @@ class VideoGenerator:
         return state in (RUNNING, CANCELLED) and state is not None
 
     def requeue(self, job_id: str) -> bool:
-        """Queue a failed, cancelled or interrupted job again; it resumes from its finished stages."""
-        ok = self.store.requeue(job_id)
+        """Queue a failed, cancelled or interrupted job again; it resumes from its finished stages. A job waiting
+        for review goes on with Animate instead (``storyboard_editor().animate``), never by being re-queued."""
+        row = self.store.get(job_id)
+        ok = row is not None and row.state != AWAITING_REVIEW and self.store.requeue(job_id)
         if ok:
             with self._lock:
                 self._ended.pop(job_id, None)
