@@ -98,6 +98,16 @@ def install_requirements(with_test_tools: bool, with_fleet: bool = False) -> boo
     return True
 
 
+def link_project() -> None:
+    """A ``.pth`` file in the environment naming this folder, so ``.venv/bin/python -m backend …`` works from any
+    directory (the studio's folders stay where ``backend/paths.py`` puts them: beside the code, or STUDIO_HOME)."""
+    purelib = subprocess.run([str(venv_python()), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    link = Path(purelib) / "local_video_studio.pth"
+    if not link.exists() or link.read_text().strip() != str(ROOT):
+        link.write_text(f"{ROOT}\n")
+
+
 def install_gpu_extras() -> bool:
     """requirements-gpu.txt (spandrel, and the torchvision it brings) only where torch has CUDA."""
     probe_cuda = [str(venv_python()), "-c", "import torch; print(torch.version.cuda or '')"]
@@ -157,6 +167,7 @@ def install(argv: list[str]) -> int:
         ensure_venv()
         install_requirements(with_test_tools, with_fleet)
         install_gpu_extras()
+        link_project()
     except subprocess.CalledProcessError as exc:
         print(f"Installing the requirements failed (exit {exc.returncode}). Check your network and disk space,"
               " then run ./launch.sh again; the install resumes where it stopped.")

@@ -69,3 +69,12 @@ def test_bad_manifests_are_rejected_before_anything_runs(tmp_path, content, mess
     manifest.write_text(content)
     result = cli("generate", "--manifest", str(manifest), home=tmp_path, timeout=120)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_the_command_runs_from_any_directory(tmp_path):
+    """setup.py links the project into its environment, so `python -m backend` needs no `cd` first."""
+    result = subprocess.run([sys.executable, "-m", "backend", "analyze", "a red kite over a beach", "--json"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env=dict(os.environ, STUDIO_HOME=str(tmp_path / "home"), PYTHONPATH=""))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["analysis"]["subject"] == "red kite"
