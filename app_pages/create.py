@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages import create_form as form
 from app_pages import create_inputs as inputs
 from app_pages.common import PAGE_JOB, friendly_errors, generator, go, plain, watch
+from app_pages.create_plan import storyboard_preview
 from app_pages.create_state import apply_reuse, form_values, remember_form
 from app_pages.create_storyboard import storyboard_settings
 from app_pages.preflight_view import preflight_panel
@@ -54,8 +55,9 @@ with st.expander("Prompt analysis", expanded=bool(prompt.strip())):
                       "video's title.")
     st.caption("Negative prompt used")
     st.text(analysis.negative_prompt)
-edited = (st.session_state.get("c_enhanced") or "").strip()
-use_edit = bool(prompt.strip()) and bool(edited) and edited != analysis.enhanced_prompt
+    edited = (st.session_state.get("c_enhanced") or "").strip()
+    use_edit = bool(prompt.strip()) and bool(edited) and edited != analysis.enhanced_prompt
+    storyboard_preview(prompt, st.session_state["c_negative"] or "", edited if use_edit else None)
 if use_edit:
     st.caption("Your edited enhanced prompt will be used for the keyframes and motion.")
 

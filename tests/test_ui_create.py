@@ -76,6 +76,18 @@ def test_prompt_analysis_is_live_and_editable(idle_studio: Path) -> None:  # noq
     assert at.text_area(key="c_enhanced").value.startswith("a cat walking in a garden")
 
 
+def test_the_storyboard_plan_shows_each_keyframe_with_its_time(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
+    at = run(new_app())
+    at.text_area(key="c_prompt").input("a dragon made of smoke uncoiling above a burning castle, not at night")
+    at.number_input(key="c_keyframes").set_value(4)
+    run(at)
+    (table,) = [d for d in at.dataframe if "keyframe prompt" in d.value.columns]
+    rows = table.value.to_dict("records")
+    assert [r["at"] for r in rows] == ["0.0 s", "1.3 s", "2.7 s", "4.0 s"]  # the real models' 4 s default
+    assert len({r["keyframe prompt"] for r in rows}) == 4  # the action moves on from one to the next
+    assert all("night" not in r["keyframe prompt"] for r in rows) and "uncoil" in rows[-1]["keyframe prompt"]
+
+
 def test_test_models_choice_sets_fast_defaults_and_dice_fixes_seed(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = run(new_app())
     fill_tiny_job(at)
