@@ -216,3 +216,16 @@ def test_keyframe_prompt_still_serves_older_callers():
     prompts = [keyframe_prompt(a, i, 3) for i in range(3)]
     assert prompts == [k.prompt for k in plan_shot(a.prompt, keyframes=3, duration=2.0).keyframes]
     assert prompts[0].startswith("balloon beginning to rise") and "over mountains" in prompts[1]
+
+
+@pytest.mark.parametrize("prompt, subject, action, first_keyframe_starts", [
+    ("a lighthouse on a cliff as a storm rolls in", "storm", "rolling in", "storm starting to roll in"),
+    ("a man picks up a red umbrella", "man", "picking up a red umbrella", "man beginning to pick up a red umbrella"),
+    ("a chef takes out a tray of bread from the oven", "chef", "taking out a tray of bread",
+     "chef beginning to take out a tray of bread"),
+    ("a girl runs down the street", "girl", "running", "girl starting to run, down the street"),
+])
+def test_phrasal_verbs_keep_their_particle_and_object(prompt, subject, action, first_keyframe_starts) -> None:
+    plan = plan_shot(prompt, keyframes=3, duration=4.0)
+    assert (plan.analysis.subject, plan.analysis.action) == (subject, action)
+    assert plan.keyframes[0].prompt.startswith(first_keyframe_starts)

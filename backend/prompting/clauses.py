@@ -33,7 +33,14 @@ SUBJECT_MODIFIERS = frozenset({
     "sculpted", "painted", "decorated", "adorned", "draped", "surrounded", "topped", "crowned", "shaped",
     "composed", "lit", "wearing", "holding", "carrying", "cloaked", "armed", "bathed", "framed",
 })
-SOFT_ACTIONS = frozenset({"holding", "carrying"})  # the action only when nothing else happens
+SOFT_ACTIONS = frozenset({"holding", "carrying"})
+# Verb + particle pairs that take an object after the particle ("picks up a cup"), never a place.
+PHRASAL = frozenset({("pick", "up"), ("take", "off"), ("take", "out"), ("pick", "out"), ("give", "away"),
+                     ("turn", "off"), ("light", "up"), ("clean", "up"), ("open", "up"), ("fill", "up"),
+                     ("hold", "up"), ("lift", "up"), ("put", "down"), ("set", "down"), ("put", "away"),
+                     ("throw", "away"), ("wipe", "off"), ("fold", "up"), ("roll", "up"), ("pull", "out")})
+CLAUSE_END_PARTICLES = frozenset({"in", "on", "over", "by", "past", "along", "through", "inside", "outside",
+                                  "across", "about", "behind", "under"})  # the action only when nothing else happens
 _LY_NOUNS = frozenset({"family", "butterfly", "dragonfly", "firefly", "lily", "jelly", "belly", "holly", "italy",
                        "early", "jolly", "silly", "lonely", "lovely", "ugly", "friendly", "chilly", "curly", "only"})
 _SINGULAR_PRONOUNS = frozenset({"he", "she", "it", "someone", "everyone"})
@@ -170,9 +177,12 @@ def _phrase(clause: list[Token], i: int, start: int, forms: VerbForms, tense: st
         first -= 1
     adverb = " ".join(t.lower for t in clause[first:i])
     j = i + 1
-    while j < len(clause) and clause[j].lower in PARTICLES and not (
-            j + 1 < len(clause) and clause[j + 1].lower in DETERMINERS):
-        j += 1  # "curling up", "drifting away" (but "down the street" is a place)
+    while j < len(clause) and clause[j].lower in PARTICLES and (
+            (forms.lemma, clause[j].lower) in PHRASAL
+            or not (j + 1 < len(clause) and clause[j + 1].lower in DETERMINERS)):
+        j += 1  # "curling up", "drifting away", "picks up a cup" (but "runs down the street": a place)
+    if j + 1 == len(clause) and clause[j].lower in CLAUSE_END_PARTICLES:
+        j += 1  # "a storm rolls in", "a train passes by": a preposition that ends the clause has no object
     if j < len(clause) and clause[j].lower not in PREPOSITIONS | CONJUNCTIONS and _object_word(clause[j].lower):
         taken = 0
         while j < len(clause) and taken < MAX_OBJECT_WORDS and _object_word(clause[j].lower) \

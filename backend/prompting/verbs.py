@@ -28,6 +28,9 @@ LEXICON: tuple[str, ...] = (
     "hold", "lift", "push", "pull", "drag", "drop", "place", "build", "dig", "plant", "water", "harvest",
     "fish", "hunt", "feed", "graze", "prowl", "stalk", "pounce", "howl", "roar", "bark", "sniff", "chirp",
     "flap", "flutter", "perch", "nest", "hatch", "peck", "splash", "wade",
+    # hands and small actions
+    "pick", "grab", "take", "give", "reach", "raise", "point", "cut", "slice", "fold", "tap", "clap", "step",
+    "sneak", "search", "explore", "unwrap", "knock", "wipe", "clean", "type", "sew", "knit", "mix", "peel",
     # nature and matter
     "crash", "break", "flow", "stream", "trickle", "drip", "rain", "snow", "storm", "blow", "gust", "rustle",
     "burn", "blaze", "flicker", "smoke", "smolder", "smoulder", "glow", "shine", "gleam", "glitter", "sparkle",
@@ -59,6 +62,7 @@ IRREGULAR: dict[str, tuple[str, str]] = {
     "speed": ("sped", "sped"), "spin": ("spun", "spun"), "split": ("split", "split"),
     "spread": ("spread", "spread"), "stand": ("stood", "stood"), "strike": ("struck", "struck"),
     "swim": ("swam", "swum"), "swing": ("swung", "swung"), "throw": ("threw", "thrown"),
+    "take": ("took", "taken"), "give": ("gave", "given"), "cut": ("cut", "cut"),
     "wake": ("woke", "woken"), "weep": ("wept", "wept"), "wind": ("wound", "wound"), "write": ("wrote", "written"),
 }
 # Past forms that are far more often nouns or other words in a prompt: never read as a verb.
@@ -81,6 +85,7 @@ TELIC = frozenset({
     "throw", "reveal", "clear", "settle", "set", "dawn", "pour", "cross", "enter", "escape", "pounce", "leap",
     "jump", "dive", "plunge", "fall", "sink", "rise", "ascend", "descend", "curl", "coil", "stretch", "turn",
     "light", "illuminate", "darken", "brighten", "lift", "drop", "merge", "gather", "scatter",
+    "pick", "grab", "take", "give", "raise", "cut", "slice", "fold", "unwrap", "knock", "peel",
 })
 # Where a continuing action has got to by the end of the shot.
 END_STATES: dict[str, str] = {
