@@ -205,7 +205,7 @@ def test_the_plan_serialises_to_plain_json_types():
     assert document["keyframes"][1]["prompt"].startswith("two astronauts having shaken hands")
 
 
-@pytest.mark.parametrize("keyframes, duration", [(0, 4.0), (17, 4.0), (2, 0.0), (True, 4.0)])
+@pytest.mark.parametrize("keyframes, duration", [(0, 4.0), (65, 4.0), (2, 0.0), (True, 4.0)])
 def test_a_bad_shape_is_a_spec_error(keyframes, duration):
     with pytest.raises(SpecError):
         plan_shot("a cat", keyframes=keyframes, duration=duration)
@@ -229,3 +229,10 @@ def test_phrasal_verbs_keep_their_particle_and_object(prompt, subject, action, f
     plan = plan_shot(prompt, keyframes=3, duration=4.0)
     assert (plan.analysis.subject, plan.analysis.action) == (subject, action)
     assert plan.keyframes[0].prompt.startswith(first_keyframe_starts)
+
+
+def test_the_planner_takes_as_many_keyframes_as_a_long_first_last_video_needs() -> None:
+    """120 s of Wan (16 fps, 81 frames a call) needs 25 keyframes: more than a user may ask for (16)."""
+    plan = plan_shot("a paper boat sailing down a river", keyframes=25, duration=120.0)
+    assert len(plan.keyframes) == 25 and len(plan.segment_prompts) == 24
+    assert plan.keyframes[-1].time == 120.0 and plan.keyframes[12].time == 60.0

@@ -184,7 +184,8 @@ class JobRunner:
             analysed = analyze.run(ctx, analyze.AnalyzeInputs(
                 spec.prompt, spec.negative_prompt, spec.enhanced_prompt, keyframes=count, duration=spec.duration,
                 planner=spec.planner, model_set=spec.model_set, models_root=self.paths.models))
-            limits = (choice.keyframes_for(1, frames_needed), max(1, min(MAX_KEYFRAMES, frames_needed // 2)))
+            least = choice.keyframes_for(1, frames_needed)  # a first-last engine needs one per call
+            limits = (least, max(least, min(MAX_KEYFRAMES, frames_needed // 2)))
             if limits[0] == 1 and count == 1:
                 limits = (1, 1)  # an engine that continues one shot uses only the first keyframe
             board = new_storyboard(analysed.plan, spec, start_image=start_image, limits=limits, frames=frames_needed)

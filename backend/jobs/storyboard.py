@@ -142,8 +142,9 @@ class StoryboardEditor:
     def insert(self, job_id: str, at_time: float, prompt: str, *, seed: int | None = None) -> EditResult:
         """A new keyframe at ``at_time`` seconds (between the first and the last), drawn from ``prompt``."""
         record, board = self.load(job_id)
-        if len(board.frames) + 1 > min(board.max_keyframes, MAX_KEYFRAMES):
-            raise StoryboardError(f"This storyboard can hold at most {min(board.max_keyframes, MAX_KEYFRAMES)} "
+        most = max(len(board.frames), min(board.max_keyframes, MAX_KEYFRAMES))
+        if len(board.frames) + 1 > most:
+            raise StoryboardError(f"This storyboard can hold at most {most} "
                                   "keyframes.")
         index = next((i for i, f in enumerate(board.frames) if f.time > at_time), len(board.frames))
         if index in (0, len(board.frames)):

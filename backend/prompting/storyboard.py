@@ -20,7 +20,9 @@ from backend.prompting.progress import action_at, framing_at, motion_between
 
 CLIP_TOKENS = 75  # CLIP reads 77 tokens, two of them its start and end markers
 MAX_SEGMENT_WORDS = 60  # motion text goes to T5-style encoders, which read more, but not without end
-MAX_KEYFRAMES = 16
+# A user asks for at most 16 keyframes (the spec), but a long first-last video needs one per pipeline call
+# (120 s of Wan at 16 fps: 25), so the planner takes what the motion engine asks for.
+MAX_KEYFRAMES = 64
 RULES = "rules"
 _PIECE = re.compile(r"[a-z0-9]+|[^a-z0-9\s]")
 
