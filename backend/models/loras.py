@@ -230,7 +230,7 @@ def require_peft() -> None:
     import importlib.util  # diffusers loads LoRAs through peft
 
     if importlib.util.find_spec("peft") is None:
-        raise LoraError("LoRAs need the peft package: run `pip install -r requirements.txt`.")
+        raise LoraError("LoRAs need the peft package, which requirements.txt pins: run ./launch.sh once to install it.")
 
 
 def no_lora_support(ref: ModelRef) -> LoraError:
