@@ -143,6 +143,8 @@ def test_generate_a_tiny_video_in_a_real_browser(server: str, tmp_path: Path) ->
         done = page.get_by_text(re.compile("^Done in"))  # the finished view (segment previews are videos too)
         ended = done.or_(page.get_by_role("button", name=re.compile("Resume|Run again")))  # or failed/cancelled
         ended.first.wait_for(timeout=JOB_S * 1000)
+        if done.count():  # the video element follows the "Done in" line as the page finishes drawing
+            video.first.wait_for(timeout=60_000)
         assert video.count() == 1, page.locator('[data-testid="stAlert"]').all_inner_texts()
         played = play_video(page)
         assert played["error"] is None and played["duration"] > 1.5, played

@@ -124,7 +124,8 @@ def test_segment_previews_play_on_the_live_job_page_while_motion_runs(server: st
             page.screenshot(path=str(ARTIFACTS / "browser-live-job-segments.png"), full_page=True)
 
         page.get_by_text(re.compile("^Done in")).wait_for(timeout=JOB_S * 1000)
-        assert page.locator("video").count() == 1  # the finished video; the work folder (and previews) went
+        # the finished video alone (the work folder and its previews went); drawn just after "Done in"
+        page.wait_for_function("() => document.querySelectorAll('video').length === 1", timeout=60_000)
 
 
 def test_three_seed_variations_are_grouped_and_two_play_in_sync(server: str, tmp_path: Path) -> None:  # noqa: F811 - pytest fixture

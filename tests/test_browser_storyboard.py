@@ -66,6 +66,7 @@ def test_edit_the_storyboard_then_animate_in_a_real_browser(server: str, tmp_pat
             page.get_by_role("button", name="Animate").click()
 
             page.get_by_text(re.compile("^Done in")).wait_for(timeout=JOB_S * 1000)  # not a segment preview
+            page.locator("video").first.wait_for(timeout=60_000)  # drawn just after the "Done in" line
             assert page.locator("video").count() == 1
             page.wait_for_function(
                 "() => { const v = document.querySelector('video');"
