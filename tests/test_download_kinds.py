@@ -10,9 +10,11 @@ from __future__ import annotations
 import _thread
 import argparse
 import fnmatch
+import hashlib
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,16 +25,18 @@ from huggingface_hub import errors
 
 from backend.cli.models import add_parser as add_models_parser
 from backend.cli.models import run as run_models
-from backend.errors import DownloadError
+from backend.errors import DownloadError, ModelNotAvailable
 from backend.models import downloads, finishing, ip_adapter, llm_planner, needs, store
 from backend.models.download_manager import CANCELLED, DONE, DownloadManager, combined
+from backend.models.registry import FINISHING_MODELS
 
 pytestmark = pytest.mark.unit
 
 _HEADER = json.dumps({"t": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
 SAFETENSORS = len(_HEADER).to_bytes(8, "little") + _HEADER + b"\0" * 4  # one float: a header that parses
 REPO_FILES = {  # what each repository holds (more than the presets fetch)
-    "2kpr/Real-ESRGAN": {"RealESRGAN_x4plus.pth": b"p" * 300, "RealESRGAN_x2plus.pth": b"q" * 300},
+    "amd/realesrgan-x4plus": {"RealESRGAN_x4plus.pth": b"p" * 300, "RealESRGAN_x2plus.pth": b"q" * 300},
+    "lividtm/RIFE": {"rife49.pth": b"r" * 200, "rife47.pth": b"s" * 200},
     "Qwen/Qwen2.5-1.5B-Instruct": {"config.json": b"{}", "tokenizer_config.json": b"{}",
                                    "model.safetensors": SAFETENSORS, "vocab.json": b"{}", "merges.txt": b"m",
                                    "LICENSE": b"Apache", "README.md": b"# card"},
@@ -91,6 +95,15 @@ def fast_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(downloads, "PROGRESS_INTERVAL_S", 0.0)
 
 
+@pytest.fixture(autouse=True)
+def pinned_to_the_fake_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The single-file presets are pinned to the published files' SHA-256: here, to the fake hub's bytes."""
+    for ref in list(FINISHING_MODELS.values()):
+        if ref.sha256:
+            data = REPO_FILES[ref.repo_id][ref.allow_patterns[0]]
+            monkeypatch.setitem(FINISHING_MODELS, ref.key, replace(ref, sha256=hashlib.sha256(data).hexdigest()))
+
+
 @pytest.mark.parametrize("key", ["realesrgan-x4plus", "qwen2.5-1.5b-instruct", "ip-adapter-sdxl"])
 def test_every_kind_downloads_through_the_one_path_with_one_byte_count(tmp_path, key) -> None:
     ref, hub, seen = needs.find_preset(key), FakeHub(), []
@@ -108,8 +121,26 @@ def test_every_kind_downloads_through_the_one_path_with_one_byte_count(tmp_path,
 
 
 def test_a_preset_without_a_repository_says_where_its_file_goes(tmp_path) -> None:
-    with pytest.raises(DownloadError, match=r"no public download: put ifnet\.safetensors into .*interpolation flow"):
-        downloads.download(needs.find_preset("rife-ifnet"), tmp_path, fetch=FakeHub())
+    no_repo = replace(needs.find_preset("rife-4.9"), repo_id=None)
+    with pytest.raises(DownloadError, match=r"no public download: put rife49\.pth into .*interpolation flow"):
+        downloads.download(no_repo, tmp_path, fetch=FakeHub())
+
+
+def test_a_weights_file_that_is_not_the_published_one_is_found_and_fetched_again(tmp_path) -> None:
+    ref, hub = needs.find_preset("rife-4.9"), FakeHub()
+    downloads.download(ref, tmp_path, fetch=hub)
+    path = tmp_path / "rife-4.9" / "rife49.pth"
+    path.write_bytes(b"x" + path.read_bytes()[1:])  # one byte flipped: same size, so only the pin sees it
+    (problem,) = needs.verify_model(ref, tmp_path)
+    assert "rife49.pth is not the published RIFE 4.9 (frame interpolation) file" in problem
+    with pytest.raises(ModelNotAvailable, match=r"not the published .*models download rife-4\.9"):
+        finishing.weights_file(ref, tmp_path)
+    downloads.download(ref, tmp_path, fetch=hub)
+    assert hub.fetched == ["rife49.pth", "rife49.pth"] and needs.verify_model(ref, tmp_path) == []
+    changed = replace(ref, sha256="0" * 64)  # the repository now serves something else: refused, said once
+    with pytest.raises(DownloadError, match=r"not the published .*repository changed"):
+        downloads.download(changed, tmp_path, fetch=hub)
+    assert not path.exists()
 
 
 # --- cancel ---------------------------------------------------------------------------------------------
@@ -181,7 +212,7 @@ def test_the_cli_lists_downloads_and_verifies_every_kind(tmp_path, capsys) -> No
     assert models(tmp_path, "list", "--json") == 0
     rows = {row["key"]: row for row in json.loads(capsys.readouterr().out)}
     assert {rows[k]["kind"] for k in rows} == set(needs.KINDS) and "tiny-ip-adapter" in rows
-    assert rows["ip-adapter-sdxl"]["status"] == "missing" and rows["rife-ifnet"]["repo_id"] is None
+    assert rows["ip-adapter-sdxl"]["status"] == "missing" and rows["rife-4.9"]["repo_id"] == "lividtm/RIFE"
     assert rows["svd-xt"]["hub_url"] == "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt"
     assert models(tmp_path, "download", "realesrgan-x4plus", "ip-adapter-sdxl", fetch=FakeHub()) == 0
     out = capsys.readouterr().out

@@ -11,7 +11,7 @@ from backend.errors import SpecError
 from backend.jobs.admission import admit
 from backend.memory import detect_hardware, preflight
 from backend.models import needs, store
-from backend.models.registry import MODELS
+from backend.models.registry import FINISHING_MODELS, MODELS
 from backend.spec import FinishOptions, JobSpec
 
 pytestmark = pytest.mark.unit
@@ -21,6 +21,14 @@ GPU_24 = detect_hardware(vram_gb=24, ram_gb=64)  # simulated: no torch, no NVML
 
 def plan_for(spec: JobSpec) -> dict:
     return preflight(spec, GPU_24).to_dict()
+
+
+@pytest.fixture(autouse=True)
+def unpinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake downloads below are not the published files the single-file presets are pinned to
+    (tests/test_download_kinds.py checks the pin)."""
+    for ref in list(FINISHING_MODELS.values()):
+        monkeypatch.setitem(FINISHING_MODELS, ref.key, replace(ref, sha256=None))
 
 
 def fake_download(root: Path, key: str) -> None:
@@ -66,12 +74,11 @@ def test_finishing_planner_and_ip_adapter_choices_add_their_models(tmp_path):
     spec = JobSpec(prompt="a lighthouse", planner="llm", consistency="ip-adapter",
                    finish=FinishOptions(upscale="model", interpolation="rife"))
     missing = {m.ref.key: m for m in needs.missing_models(spec, tmp_path, plan_for(spec))}
-    assert list(missing) == ["sdxl-base", "ltx-2b", "realesrgan-x4plus", "rife-ifnet", "qwen2.5-1.5b-instruct",
+    assert list(missing) == ["sdxl-base", "ltx-2b", "realesrgan-x4plus", "rife-4.9", "qwen2.5-1.5b-instruct",
                              "ip-adapter-sdxl"]
     assert [missing[k].field for k in list(missing)[2:]] == ["finish.upscale", "finish.interpolation", "planner",
                                                              "consistency"]
-    assert not missing["rife-ifnet"].downloadable and "--interpolation flow" in missing["rife-ifnet"].why
-    assert all(m.downloadable for k, m in missing.items() if k != "rife-ifnet")
+    assert all(m.downloadable for m in missing.values())  # RIFE too: rife49.pth, pinned by its SHA-256
     auto = replace(spec, consistency="auto", planner="rules", finish=FinishOptions())
     assert [m.ref.key for m in needs.missing_models(auto, tmp_path, plan_for(auto))] == ["sdxl-base", "ltx-2b"]
 
@@ -105,7 +112,8 @@ def test_an_unfinished_download_is_partial_even_when_its_files_would_load(tmp_pa
 def test_the_sentence_names_every_model_and_what_fetches_them():
     refs = [MODELS["sdxl-base"], MODELS["svd-xt"]]
     missing = [needs.MissingModel(ref, ref.key, downloadable=True) for ref in refs]
-    missing.append(needs.MissingModel(needs.find_preset("rife-ifnet"), "RIFE has no public download", False))
+    no_repo = replace(needs.find_preset("rife-4.9"), repo_id=None)
+    missing.append(needs.MissingModel(no_repo, "RIFE has no public download", False))
     text = needs.missing_sentence(missing)
     assert text.startswith("This job needs models that are not on this machine: sdxl-base (6.5 GB) and svd-xt")
     assert "`python -m backend models download sdxl-base svd-xt`" in text and "Download button" in text

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from backend.models.registry import (
+    FINISHING_MODELS,
     MODEL_SETS,
     MODELS,
     PHASES,
@@ -44,6 +45,12 @@ def test_real_presets_are_complete(ref) -> None:
     assert ref.memory is not None and {c.phase for c in ref.components} == set(PHASES)
     # The size on disk is the weights in 16-bit (fp16 variant, or CogVideoX's bf16 files).
     assert ref.size_gb == pytest.approx(ref.params_b * 1e9 * 2 / GIB, rel=0.08)
+
+
+@pytest.mark.parametrize("ref", [r for r in FINISHING_MODELS.values() if not r.is_tiny], ids=lambda r: r.key)
+def test_single_file_presets_are_pinned_by_commit_or_by_the_published_files_sha256(ref) -> None:
+    assert ref.repo_id and len(ref.allow_patterns) == 1 and "*" not in ref.allow_patterns[0]  # exactly one file
+    assert re.fullmatch(r"[0-9a-f]{40}", ref.revision) or re.fullmatch(r"[0-9a-f]{64}", ref.sha256 or "")
 
 
 def test_allow_patterns_fetch_only_the_variant() -> None:

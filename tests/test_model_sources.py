@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from backend.jobs.model_sources import comment_line, model_sources
 from backend.jobs.outputs import compact_comment
-from backend.models.registry import MODELS
+from backend.models.registry import FINISHING_MODELS, MODELS
 from backend.record import (
     AnalyzeRecord,
     FinishRecord,
@@ -61,3 +63,15 @@ def test_tiny_models_and_weights_files_are_named_by_what_they_are(tmp_path: Path
                                                   ("tiny-rife", "rife")]
     assert all(s.repo_id is None and s.revision is None for s in sources)
     assert comment_line(sources) == "tiny-sdxl@tiny tiny-ltx@tiny tiny-rife@tiny"
+
+
+def test_a_single_weights_file_is_named_by_its_content(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "rife-4.9" / "rife49.pth"
+    path.parent.mkdir()
+    path.write_bytes(b"the published file")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(FINISHING_MODELS, "rife-4.9", replace(FINISHING_MODELS["rife-4.9"], sha256=digest))
+    record = _record(keyframes=KeyframesRecord(model="sdxl-base"), finish=FinishRecord(interpolation="rife"))
+    (_, rife) = model_sources(record, "default", tmp_path)
+    assert (rife.key, rife.role, rife.repo_id, rife.sha256) == ("rife-4.9", "rife", "lividtm/RIFE", digest)
+    assert comment_line([rife]) == f"rife-4.9@sha256:{digest[:7]}"  # not "@main": the hash is the pin

@@ -106,7 +106,7 @@ def preset_rows(root: Path) -> list[dict]:
         state = model_status(ref, root)
         rows.append({
             "key": ref.key, "kind": kind, "label": ref.label, "repo_id": ref.repo_id, "revision": ref.revision,
-            "variant": ref.variant, "size_gb": ref.size_gb, "status": state.state,
+            "sha256": ref.sha256, "variant": ref.variant, "size_gb": ref.size_gb, "status": state.state,
             "folder": str(state.folder) if state.folder else None,
             "on_disk_gb": round(state.bytes_on_disk / GIB, 2), "gated": ref.gated, "hub_url": ref.hub_url,
             "licence": ref.licence, "low_memory": ref.low_memory,

@@ -5,6 +5,7 @@ The sidecar keeps the full list; the MP4's comment tag keeps ``key@commit`` for 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from backend.hashing import file_sha256
@@ -45,8 +46,12 @@ def model_sources(record: JobRecord, model_set: str, models_root: Path) -> list[
 def comment_line(sources: list[ModelSource]) -> str:
     """``sdxl-base@4621659 ltx-2b@e58e28c``: short enough for the MP4's comment tag."""
     def short(source: ModelSource) -> str:
-        pin = source.revision or (f"sha256:{source.sha256}" if source.sha256 else None) or "tiny"
-        return f"{source.key}@{pin[:7] if source.revision else pin[:14]}"
+        commit = source.revision if source.revision and re.fullmatch(r"[0-9a-f]{40}", source.revision) else None
+        if commit:
+            return f"{source.key}@{commit[:7]}"
+        if source.sha256:  # a single file pinned by content: its hash names it, a branch name would not
+            return f"{source.key}@sha256:{source.sha256[:7]}"
+        return f"{source.key}@{source.revision or 'tiny'}"
     return " ".join(short(s) for s in sources)
 
 

@@ -69,6 +69,7 @@ def download(
     for name, problem in store.damaged_files(folder, checksums=checksums).items():
         log.warning("%s: %s Fetching it again.", ref.key, problem)
         store.discard_file(folder, name)
+    _discard_unpinned(ref, models_root)
     store.clear_marker(folder)  # whatever was there is not known to be complete any more
     check_free_space(ref, folder)
     _stop_if_cancelled(cancel, ref)
@@ -93,6 +94,10 @@ def download(
     if fetch is None and not tracker.contacted:  # the hub draws its bars once it has listed the repository;
         _remove_if_nothing_fetched(folder)  # without them it handed back the folder as it was (offline): no marker
         raise DownloadError(_unreachable(ref))
+    unpinned = _discard_unpinned(ref, models_root)
+    if unpinned:
+        raise DownloadError(f"{unpinned} It is what {ref.hub_url} serves now, so that repository changed; please "
+                            f"report this.")
     if not needs.loadable(ref, models_root):
         raise DownloadError(f"The download of {ref.key} lacks files its loader needs: the preset's file list "
                             f"does not match {ref.repo_id}; please report this.")
@@ -108,6 +113,21 @@ def download(
     tracker.finish()
     log.info("downloaded %s", ref.key)
     return folder
+
+
+def _discard_unpinned(ref: ModelRef, models_root: Path) -> str | None:
+    """Delete a single weights file that is not the published one its preset is pinned to; say what it was."""
+    if needs.kind_of(ref) != needs.WEIGHTS:
+        return None
+    from backend.models import finishing
+
+    found = finishing.unpinned_file(ref, models_root)
+    if found is None:
+        return None
+    path, problem = found
+    log.warning("%s: %s Fetching it again.", ref.key, problem)
+    store.discard_file(path.parent, path.name)
+    return problem
 
 
 def _stop_if_cancelled(cancel: threading.Event | None, ref: ModelRef) -> None:

@@ -1,9 +1,10 @@
 """Finishing models (an upscaler, RIFE): single weights files, found, fetched or built like other models.
 
 A real preset's file lives in ``<models_root>/<key>/`` (fetched from its Hub repository with
-``download_weights``, or put there by hand); the tiny test twins are random-weight networks built on
-first use into ``<models_root>/tiny/<name>/`` and then loaded from their file exactly as a downloaded
-file is (spandrel for the upscaler, safetensors for RIFE). A missing file is one sentence naming the fix.
+``python -m backend models download KEY``, or put there by hand); the tiny test twins are random-weight
+networks built on first use into ``<models_root>/tiny/<name>/`` and then loaded from their file exactly as
+a downloaded file is (spandrel for the upscaler, ``backend.models.rife`` for RIFE). A missing file, or one that is not the
+published file a preset is pinned to (its SHA-256), is one sentence naming the fix.
 
     python -m backend models download realesrgan-x4plus   (or: python -m backend.models.finishing download …)
 """
@@ -11,7 +12,6 @@ file is (spandrel for the upscaler, safetensors for RIFE). A missing file is one
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import sys
 from pathlib import Path
@@ -22,10 +22,10 @@ from backend.models.registry import FINISHING_MODELS, ModelRef
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: the tiny RIFE in the published 4.7-4.9 layout
 MARKER_NAME = ".complete"
 TINY_UPSCALER = {"num_feat": 8, "num_conv": 2, "upscale": 2}  # spandrel's Compact (SRVGGNetCompact)
-TINY_RIFE = {"channels": [16, 12, 8], "depth": 1}
+TINY_RIFE_WIDTHS = (16, 12, 8, 8)  # the published blocks: 192, 128, 96, 64
 
 
 def weights_file(ref: ModelRef, models_root: Path) -> Path:
@@ -35,6 +35,10 @@ def weights_file(ref: ModelRef, models_root: Path) -> Path:
     folder = Path(models_root) / ref.key
     found = _matching(folder, ref)
     if found is not None:
+        problem = pin_problem(ref, found)
+        if problem:
+            raise ModelNotAvailable(f"{problem} Delete it and run `python -m backend models download {ref.key}`, "
+                                    f"or choose {_no_download_method(ref)}.")
         return found
     if ref.repo_id:
         fix = (f"run `python -m backend models download {ref.key}` (fetches {ref.allow_patterns[0]} "
@@ -43,7 +47,33 @@ def weights_file(ref: ModelRef, models_root: Path) -> Path:
         fix = (f"no public checkpoint in the studio's format is published yet, so put {ref.allow_patterns[0]} "
                f"(and its .json config) into {folder}")
     raise ModelNotAvailable(f"{ref.label} is not downloaded: {fix}, or choose the method that needs no "
-                            f"download ({'--interpolation flow' if ref.pipeline_class == 'IFNet' else '--upscale lanczos'}).")
+                            f"download ({_no_download_method(ref)}).")
+
+
+def _no_download_method(ref: ModelRef) -> str:
+    return "--interpolation flow" if ref.pipeline_class == "IFNet" else "--upscale lanczos"
+
+
+def unpinned_file(ref: ModelRef, models_root: Path) -> tuple[Path, str] | None:
+    """The file of a real preset that is there but is not the published one, with the sentence saying so."""
+    if ref.is_tiny:
+        return None
+    found = _matching(Path(models_root) / ref.key, ref)
+    problem = pin_problem(ref, found) if found is not None else None
+    return (found, problem) if found is not None and problem else None
+
+
+def pin_problem(ref: ModelRef, path: Path) -> str | None:
+    """A sentence when ``path`` is not the published file ``ref`` is pinned to (its SHA-256), else None."""
+    if not ref.sha256:
+        return None
+    from backend.hashing import file_sha256
+
+    found = file_sha256(path)
+    if found == ref.sha256:
+        return None
+    return (f"{path.name} is not the published {ref.label} file (SHA-256 {found[:12]}…, expected "
+            f"{ref.sha256[:12]}…): it is damaged, or a different release.")
 
 
 def _matching(folder: Path, ref: ModelRef) -> Path | None:
@@ -68,6 +98,10 @@ def download_weights(ref: ModelRef, models_root: Path, *, token: str | None = No
                                token=token)
     except Exception as exc:  # noqa: BLE001 - the hub's many failures become one sentence
         raise DownloadError(f"Could not download {ref.key} from {ref.hub_url}: {exc}") from exc
+    problem = pin_problem(ref, Path(path))
+    if problem:
+        Path(path).unlink(missing_ok=True)
+        raise DownloadError(f"{problem} It is what {ref.hub_url} serves now; please report this.")
     return Path(path)
 
 
@@ -94,16 +128,15 @@ def build_tiny_upscaler(path: Path) -> None:
 
 
 def build_tiny_rife(path: Path) -> None:
+    """A random-weight IFNet with narrow blocks, saved as the published RIFE ``.pth`` files are (a state dict)."""
     import torch
-    from safetensors.torch import save_file
 
     from backend.models.rife import IFNet
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = IFNet(**TINY_RIFE)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps(TINY_RIFE), encoding="utf-8")
+        net = IFNet(TINY_RIFE_WIDTHS)
+    torch.save(net.state_dict(), path)
 
 
 BUILDERS = {"upscaler": build_tiny_upscaler, "rife": build_tiny_rife}

@@ -114,6 +114,9 @@ def verify_model(ref: ModelRef, models_root: Path, *, checksums: bool = False) -
         if state != "built":
             return [f"{ref.key} is not built yet; it is built on first use."]
         return list(store.damaged_files(folder, strict=True).values())
+    unpinned = finishing.unpinned_file(ref, models_root) if kind == WEIGHTS else None
+    if unpinned:
+        return [f"{unpinned[1]} Run `{DOWNLOAD_COMMAND} {ref.key}` to fetch the published file again."]
     if state != "downloaded":
         if not ref.repo_id:
             return [no_download(ref, models_root)]

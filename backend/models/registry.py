@@ -57,6 +57,9 @@ class ModelRef:
     # found pinned to the same repo ids in public code (docs/MODELS.md lists the evidence); this studio's
     # machines had no Hub access to re-check them, so a download is the first check.
     revision: str = "main"
+    # For a single weights file whose repository has no commit we could check: the SHA-256 of the published
+    # file. What is loaded is exactly that file, whatever the repository's "main" holds later.
+    sha256: str | None = None
     variant: str | None = None  # e.g. "fp16" weight files
     tiny_name: str | None = None  # set for the tiny test set (built offline)
     label: str = ""
@@ -283,30 +286,32 @@ MODEL_SETS: dict[str, dict[str, str]] = {
 }
 
 
-# Finishing models: single weights files (no diffusers folder), loaded by ``backend.models.finishing``.
-# Kept apart from MODELS: the Models page and ``models download`` expect diffusers folders
-# (model_index.json), so these are fetched with ``finishing.download_weights`` for now.
+# Finishing models: single weights files (no diffusers folder), found and checked by ``backend.models.finishing``
+# and fetched like every preset (``python -m backend models download KEY``).
 FINISHING_MODELS: dict[str, ModelRef] = {
     ref.key: ref
     for ref in (
-        # xinntao's Real-ESRGAN x4plus (RRDBNet, BSD-3-Clause) as released, re-uploaded unchanged on the Hub;
-        # spandrel reads its BasicSR state dict ("params_ema") as the ESRGAN architecture.
-        ModelRef("realesrgan-x4plus", "spandrel", "2kpr/Real-ESRGAN", label="Real-ESRGAN x4plus (upscaler)",
+        # xinntao's Real-ESRGAN x4plus (RRDBNet, BSD-3-Clause), the v0.1.0 release file as re-uploaded unchanged by
+        # AMD; spandrel reads its BasicSR state dict ("params_ema") as the ESRGAN architecture. Pinned by content:
+        # the release's SHA-256 (67,040,989 bytes), checked after download and before loading (docs/MODELS.md).
+        ModelRef("realesrgan-x4plus", "spandrel", "amd/realesrgan-x4plus", label="Real-ESRGAN x4plus (upscaler)",
                  licence="BSD-3-Clause", allow_patterns=("RealESRGAN_x4plus.pth",), size_gb=0.07,
+                 sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
                  notes=("x4 general-purpose upscaler; tiled; lanczos to the exact output size after it",)),
-        # No public checkpoint in this studio's IFNet layout is known: repo_id stays None until one is
-        # published (the upstream RIFE checkpoints use the reference code's module names).
-        ModelRef("rife-ifnet", "IFNet", None, label="RIFE IFNet (frame interpolation)", licence="MIT",
-                 allow_patterns=("ifnet.safetensors",), size_gb=0.02,
+        # Practical-RIFE 4.9 (hzwer, MIT) in the 4.7 architecture that backend.models.rife implements, as released
+        # for ComfyUI-Frame-Interpolation (rife49.pth, 21,345,274 bytes) and re-uploaded unchanged; pinned by content.
+        ModelRef("rife-4.9", "IFNet", "lividtm/RIFE", label="RIFE 4.9 (frame interpolation)", licence="MIT",
+                 allow_patterns=("rife49.pth",), size_gb=0.02,
+                 sha256="e55fd00f3cc184e3c65961f4bb827a9da022e78eed36b055242c0ac30000d533",
                  notes=("arbitrary-timestep intermediate flow estimation (Huang et al., ECCV 2022)",)),
         ModelRef("tiny-upscaler", "spandrel", tiny_name="upscaler", label="tiny upscaler (test, noise)",
                  licence="test model", allow_patterns=("upscaler.pth",), notes=_TINY_NOTE),
         ModelRef("tiny-rife", "IFNet", tiny_name="rife", label="tiny RIFE IFNet (test, noise)",
-                 licence="test model", allow_patterns=("ifnet.safetensors",), notes=_TINY_NOTE),
+                 licence="test model", allow_patterns=("rife-tiny.pth",), notes=_TINY_NOTE),
     )
 }
 FINISHING_SETS: dict[str, dict[str, str]] = {
-    "default": {"upscaler": "realesrgan-x4plus", "rife": "rife-ifnet"},
+    "default": {"upscaler": "realesrgan-x4plus", "rife": "rife-4.9"},
     "tiny": {"upscaler": "tiny-upscaler", "rife": "tiny-rife"},
 }
 
