@@ -11,7 +11,8 @@ recovers the ``--to-fps`` clip from the kept frames, and the frames that fall be
 scored (PSNR over RGB, SSIM on luma) against the truth. Methods: ``flow`` (the studio's default,
 Python + OpenCV), ``blend`` and ``minterpolate`` (ffmpeg's framerate / minterpolate filters as the
 finish graph uses them), and ``rife`` when its real weights are downloaded. Speed: output frames/s
-for each method at 1920x1080 on the pan scene (the same 10 -> 30 conversion).
+for each method at 1920x1080 on the pan scene (the same 10 -> 30 conversion); ``--rife-random-weights``
+adds RIFE's speed and GPU memory at the published network's size (random weights: no quality figures).
 """
 
 from __future__ import annotations
@@ -139,6 +140,24 @@ def methods(models_root=None) -> dict[str, Callable[..., list[np.ndarray]]]:
     return found
 
 
+def rife_random_speed(src_fps: float, dst_fps: int, frames: int = 7) -> dict[str, object]:
+    """RIFE's speed and GPU memory at 1080p with the published network's size and random weights: the time and
+    memory of a forward pass do not depend on the weight values (quality does, so none is reported)."""
+    import torch
+
+    from backend.models.rife import IFNet, RifeInterpolator
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    rife = RifeInterpolator(IFNet().to(device, dtype).eval(), device, dtype, "RIFE 4.9 layout, random weights")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    fps = speed(lambda *a: recover_python(rife, *a), src_fps, dst_fps, frames)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+    return {"device": device.type, "dtype": str(dtype).removeprefix("torch."), "fps_1080p": fps,
+            "peak_cuda_mib": round(peak, 1) if peak is not None else None}
+
+
 def in_between(k: int, src_fps: float, dst_fps: int, src_count: int) -> bool:
     where = k * src_fps / dst_fps
     return where < src_count - 1 and abs(where - round(where)) > 1e-3
@@ -169,7 +188,7 @@ def speed(recover, src_fps: float, dst_fps: int, frames: int = 7) -> float:
 
 
 def run(width: int, height: int, seconds: float, src_fps: float, dst_fps: int,
-        speed_frames: int = 7) -> dict[str, object]:
+        speed_frames: int = 7, rife_random: bool = False) -> dict[str, object]:
     table: dict[str, dict[str, object]] = {}
     for name, recover in methods().items():
         row: dict[str, object] = {scene: score(render, recover, seconds, src_fps, dst_fps)
@@ -187,6 +206,7 @@ def run(width: int, height: int, seconds: float, src_fps: float, dst_fps: int,
         "flow_minus_minterpolate_db": round(flow - table["minterpolate"]["mean_psnr"], 2),
         "flow_speed_ratio_vs_minterpolate": (round(table["flow"]["fps_1080p"] / table["minterpolate"]["fps_1080p"], 2)
                                              if speed_frames else None),
+        "rife_random_weights": rife_random_speed(src_fps, dst_fps, speed_frames or 7) if rife_random else None,
     }
 
 
@@ -200,6 +220,10 @@ def print_table(report: dict[str, object]) -> None:
     print(f"flow - blend: {report['flow_minus_blend_db']:+.2f} dB (target +6); flow - minterpolate: "
           f"{report['flow_minus_minterpolate_db']:+.2f} dB (target +3); flow/minterpolate speed: "
           f"{report['flow_speed_ratio_vs_minterpolate']}")
+    random = report.get("rife_random_weights")
+    if random:
+        print(f"rife at 1080p, published size, random weights (speed only): {random['fps_1080p']} frames/s on "
+              f"{random['device']} ({random['dtype']}), peak CUDA memory {random['peak_cuda_mib']} MiB")
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -209,10 +233,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--from-fps", type=float, default=10, help="kept frame rate (default 10)")
     parser.add_argument("--to-fps", type=int, default=30, help="recovered frame rate (default 30)")
     parser.add_argument("--speed-frames", type=int, default=7, help="source frames of the 1080p speed run (0: skip)")
+    parser.add_argument("--rife-random-weights", action="store_true",
+                        help="also time RIFE at 1080p with the published size and random weights (speed and "
+                             "memory only; slow on a CPU)")
     parser.add_argument("--json", action="store_true", help="print one JSON object after the table")
     args = parser.parse_args(list(argv) if argv is not None else None)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    report = run(width, height, args.seconds, args.from_fps, args.to_fps, args.speed_frames)
+    report = run(width, height, args.seconds, args.from_fps, args.to_fps, args.speed_frames, args.rife_random_weights)
     print_table(report)
     if args.json:
         print(json.dumps(report, indent=2))
