@@ -14,7 +14,16 @@ import torch
 from backend.errors import ModelNotAvailable
 from backend.models.finishing import weights_file
 from backend.models.registry import FINISHING_MODELS, finishing_model_for
-from backend.models.rife import IFNet, RifeInterpolator, ifnet_from_state, load_rife, read_state_dict, warp
+from backend.models.rife import (
+    IFNet,
+    RifeInterpolator,
+    choose_device,
+    ifnet_from_state,
+    load_rife,
+    memory_needed,
+    read_state_dict,
+    warp,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -131,3 +140,12 @@ def test_the_tiny_twin_is_a_published_style_file_and_makes_frames_at_any_timeste
     outs = [at(t) for t in (1 / 3, 0.5, 0.8)]
     assert all(o.shape == frame.shape and o.dtype == np.uint8 for o in outs)  # unpadded to the frame's size
     assert not np.array_equal(outs[0], outs[2])  # t is an input of the network
+
+
+def test_the_gpu_is_used_only_when_its_free_memory_holds_the_frames() -> None:
+    gib = 2**30
+    assert 1.3 * gib < memory_needed(1920, 1080) < 1.5 * gib  # padded to 1920x1088
+    assert choose_device(1920, 1080, None) == ("cpu", None)  # no GPU
+    assert choose_device(1920, 1080, 8 * gib) == ("cuda", None)
+    device, why = choose_device(3840, 2160, 2 * gib)
+    assert device == "cpu" and why == "on the CPU: the GPU has 2.0 GB free and RIFE needs about 4.9 GB at 3840x2160"

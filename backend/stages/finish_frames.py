@@ -103,7 +103,8 @@ def _interpolate(prepared: Prepared, target: "FinishTarget", options: FinishOpti
         from backend.models.registry import finishing_model_for
         from backend.models.rife import load_rife
 
-        interpolator = load_rife(finishing_model_for(model_set, "rife"), _models_root(models_root))
+        interpolator = load_rife(finishing_model_for(model_set, "rife"), _models_root(models_root),
+                                 frame_size=(current.width, current.height))
         how = f"RIFE ({interpolator.label}, {interpolator.device.type})"
     else:
         interpolator = FlowInterpolator()
