@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -21,6 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".studio-installed.json"
+# The test-only side environment for the model-upscaler tests on a CPU-only torch (install_vision_test_env).
+VISION = ROOT / ".venv-vision"
+VISION_REQUIREMENTS = ROOT / "requirements-vision-test.txt"
+VISION_STAMP = VISION / ".studio-vision-installed.json"
 RUNTIME_FOLDERS = ("models", "outputs", "temp", "uploads")
 MIN_PYTHON = (3, 10)
 
@@ -98,20 +103,33 @@ def install_requirements(with_test_tools: bool, with_fleet: bool = False) -> boo
     return True
 
 
+def site_packages(python: Path) -> Path:
+    return Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+
+
+def write_pth(python: Path, name: str, lines: list[str]) -> None:
+    link = site_packages(python) / name
+    text = "".join(f"{line}\n" for line in lines)
+    if not link.exists() or link.read_text() != text:
+        link.write_text(text)
+
+
 def link_project() -> None:
     """A ``.pth`` file in the environment naming this folder, so ``.venv/bin/python -m backend …`` works from any
     directory (the studio's folders stay where ``backend/paths.py`` puts them: beside the code, or STUDIO_HOME)."""
-    purelib = subprocess.run([str(venv_python()), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    link = Path(purelib) / "local_video_studio.pth"
-    if not link.exists() or link.read_text().strip() != str(ROOT):
-        link.write_text(f"{ROOT}\n")
+    write_pth(venv_python(), "local_video_studio.pth", [str(ROOT)])
+
+
+def torch_cuda() -> str:
+    """The CUDA version .venv's torch was built for; empty for a CPU-only build."""
+    probe_cuda = [str(venv_python()), "-c", "import torch; print(torch.version.cuda or '')"]
+    return subprocess.run(probe_cuda, capture_output=True, text=True).stdout.strip()
 
 
 def install_gpu_extras() -> bool:
     """requirements-gpu.txt (spandrel, and the torchvision it brings) only where torch has CUDA."""
-    probe_cuda = [str(venv_python()), "-c", "import torch; print(torch.version.cuda or '')"]
-    cuda = subprocess.run(probe_cuda, capture_output=True, text=True).stdout.strip()
+    cuda = torch_cuda()
     stamp = VENV / ".studio-gpu-extras.json"
     wanted = requirements_digest([ROOT / "requirements-gpu.txt"])
     if not cuda or (stamp.exists() and json.loads(stamp.read_text()).get("digest") == wanted):
@@ -120,6 +138,44 @@ def install_gpu_extras() -> bool:
     subprocess.run([str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q",
                     "-r", str(ROOT / "requirements-gpu.txt")], check=True)
     stamp.write_text(json.dumps({"digest": wanted}))
+    return True
+
+
+def install_vision_test_env() -> bool:
+    """With the test tools beside a CPU-only torch: ``.venv-vision``, where the model-upscaler tests run.
+
+    spandrel needs torchvision, which only loads beside PyPI's CUDA build of torch (that build runs on the CPU
+    too); installing them into .venv would replace its torch. So they go into a side environment that sees
+    .venv's packages and this folder through a ``.pth`` file: its entries come after the environment's own
+    site-packages, so torch and torchvision resolve to the side environment's, everything else to .venv's.
+    Failing to install (offline, no wheels) is not an error: those tests then skip and say why.
+    """
+    if torch_cuda():  # spandrel is then in .venv itself (install_gpu_extras)
+        return False
+    python = VISION / "bin" / "python"
+    # also a new or re-installed .venv: it may lack something torch, torchvision or spandrel need, which pip adds
+    borrowed = (STAMP.read_text() if STAMP.exists() else "") + str((VENV / "pyvenv.cfg").stat().st_mtime_ns)
+    wanted = hashlib.sha256((requirements_digest([VISION_REQUIREMENTS]) + borrowed).encode()).hexdigest()
+    try:
+        if not python.exists():
+            # created by .venv's python, so on the same base interpreter (the .pth shares compiled packages)
+            subprocess.run([str(venv_python()), "-m", "venv", str(VISION)], check=True, capture_output=True,
+                           text=True)
+        # before pip runs, so it counts .venv's packages as installed and adds only what is missing here
+        # (.venv's torch lies outside this environment: pip installs the pinned one here and leaves it alone)
+        write_pth(python, "studio_main_venv.pth", [str(site_packages(venv_python())), str(ROOT)])
+        if VISION_STAMP.exists() and json.loads(VISION_STAMP.read_text()).get("digest") == wanted:
+            return False
+        print(f"• installing the upscaler test environment in {VISION.relative_to(ROOT)}/ (CPU-only torch here)…")
+        subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                        "-r", str(VISION_REQUIREMENTS)], check=True, capture_output=True, text=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        said = (getattr(exc, "stderr", None) or "").strip().splitlines() or [str(exc)]
+        said = [line for line in said if line.startswith("ERROR:")][:1] or said[-1:]  # pip's first error says most
+        shutil.rmtree(VISION, ignore_errors=True)  # no half-made environment: the tests skip instead
+        print(f"• could not install {VISION.name} ({said[0][:200]}); the spandrel upscaler tests will skip")
+        return False
+    VISION_STAMP.write_text(json.dumps({"digest": wanted, "files": [VISION_REQUIREMENTS.name]}))
     return True
 
 
@@ -168,6 +224,8 @@ def install(argv: list[str]) -> int:
         install_requirements(with_test_tools, with_fleet)
         install_gpu_extras()
         link_project()
+        if with_test_tools:
+            install_vision_test_env()
     except subprocess.CalledProcessError as exc:
         print(f"Installing the requirements failed (exit {exc.returncode}). Check your network and disk space,"
               " then run ./launch.sh again; the install resumes where it stopped.")

@@ -76,15 +76,6 @@ def test_missing_real_weights_say_how_to_fix(tmp_path: Path) -> None:
         weights_file(finishing_model_for("default", "rife"), tmp_path)
 
 
-def _need_spandrel() -> None:
-    """spandrel needs torchvision, which only loads beside a CUDA build of torch: it is a GPU extra
-    (requirements-gpu.txt), so on a CPU-only machine these tests are skipped, and say why."""
-    try:
-        import spandrel  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"spandrel is a GPU extra, not installed beside this CPU-only torch ({exc})")
-
-
 @pytest.mark.ffmpeg
 @pytest.mark.tiny
 def test_finish_with_rife_on_the_tiny_twin(tmp_path: Path) -> None:
@@ -106,37 +97,11 @@ def test_without_the_gpu_extras_a_model_upscale_says_what_to_do(tmp_path: Path) 
     except ImportError:
         pass
     else:
-        pytest.skip("spandrel is installed here: the upscaler tests below run instead")
+        pytest.skip("spandrel is installed here: tests/test_upscaler_spandrel.py runs the upscaler instead")
     from backend.models.upscalers import load_upscaler
 
     with pytest.raises(ModelNotAvailable, match=r"GPU extras.*--upscale lanczos"):
         load_upscaler(finishing_model_for("tiny", "upscaler"), tmp_path, device="cpu")
-
-
-@pytest.mark.tiny
-def test_tiny_upscaler_loads_through_spandrel_and_tiles_seamlessly(tmp_path: Path) -> None:
-    _need_spandrel()
-    from backend.models.upscalers import Tiling, Upscaler, load_upscaler
-
-    upscaler = load_upscaler(finishing_model_for("tiny", "upscaler"), tmp_path, device="cpu")
-    assert upscaler.scale == 2 and "Compact" in upscaler.label  # spandrel recognised the saved .pth
-    frame = scenes(70, 50)["object"](1.0)
-    tiled = Upscaler(upscaler.descriptor, "t", "cpu", Tiling(24, 8))(frame)
-    whole = Upscaler(upscaler.descriptor, "w", "cpu", Tiling(512, 0))(frame)
-    assert tiled.shape == (100, 140, 3)
-    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1  # overlap covers the receptive field
-
-
-@pytest.mark.tiny
-def test_tiny_rife_makes_frames_at_any_timestep(tmp_path: Path) -> None:
-    from backend.models.rife import load_rife
-
-    rife = load_rife(finishing_model_for("tiny", "rife"), tmp_path, device="cpu")
-    a, b = scenes(90, 50)["pan"](0.0), scenes(90, 50)["pan"](0.1)
-    at = rife.pair(a, b)
-    outs = [at(t) for t in (0.125, 0.5, 0.8)]
-    assert all(o.shape == a.shape and o.dtype == np.uint8 for o in outs)
-    assert not np.array_equal(outs[0], outs[2])  # t is an input of the network
 
 
 # --- whole finishes ---------------------------------------------------------------------------------
@@ -151,23 +116,6 @@ def test_finish_with_flow_delivers_exact_frames(tmp_path: Path, src: int, dst: i
     assert result.frames == dst and result.fps == dst and result.interpolation == "flow"
     assert any(s.startswith(f"fps:flow {src}->{dst}") for s in result.steps)
     assert "framerate" not in result.filter_graph and "minterpolate" not in result.filter_graph
-
-
-@pytest.mark.ffmpeg
-@pytest.mark.tiny
-def test_finish_with_rife_and_model_upscale_on_the_tiny_twins(tmp_path: Path) -> None:
-    _need_spandrel()
-    render = scenes(48, 32)["pan"]
-    clip = MemoryClip([render(i / 8) for i in range(4)], 8)
-    options = FinishOptions(interpolation="rife", upscale="model", grade="none", sharpen=0.0, deflicker=3)
-    result = finish(clip, target=FinishTarget(96, 64, 24, 12), options=options, workdir=tmp_path / "w",
-                    output_path=tmp_path / "o.mp4", metadata={}, models_root=tmp_path / "models", model_set="tiny")
-    assert (result.frames, result.width, result.height) == (12, 96, 64)
-    assert result.interpolation == "rife" and "Compact x2" in result.upscaler
-    assert result.upscale_tile == 192 and result.upscale_overlap == 16 and result.deflicker == 3
-    assert "deflicker=size=3" in result.filter_graph
-    data = result.to_dict()
-    assert data["upscaler"] == result.upscaler and data["interpolation"] == "rife"
 
 
 @pytest.mark.ffmpeg
