@@ -1,9 +1,10 @@
 """What the pipeline benchmark runs: stage shapes, full-size configs, the pipeline factory, the plain call.
 
-Full size means the published architectures of SDXL base 1.0, Stable Video Diffusion XT and CogVideoX-5B-I2V
-with random weights: the time and memory of a denoising step do not depend on the weight values. The configs
-are written from the models' published ``config.json`` files (no hub access). Text is tokenised by the tiny
-offline tokenizers of the test set (ids far below the full vocabularies; text encoding costs little anyway).
+Full size means the published architectures of SDXL base 1.0, Stable Video Diffusion XT, CogVideoX-5B-I2V
+and (``bench.engine_configs``) LTX-Video 2B, Wan 2.1 FLF2V 14B and SkyReels-V2 DF 1.3B with random weights:
+the time and memory of a denoising step do not depend on the weight values. The configs are written from
+the models' published ``config.json`` files (no hub access). Text is tokenised by the tiny offline
+tokenizers of the test set (ids far below the full vocabularies; text encoding costs little anyway).
 ``--size tiny`` loads the tiny test set through the studio's own loader; ``--weights local`` the real models.
 """
 
@@ -25,7 +26,7 @@ GUIDANCE = {"keyframes": 7.0, "cogvideox": 6.0}  # the studio's standard preset 
 class StageShape:
     """One benchmarked stage: the model the studio uses for it and the work of one call."""
 
-    stage: str  # "keyframes" | "svd" | "cogvideox"
+    stage: str  # "keyframes" or a motion engine: "svd" | "cogvideox" | "ltx" | "wan" | "skyreels"
     model_key: str  # registry key
     width: int
     height: int
@@ -54,6 +55,10 @@ STAGES: dict[str, dict[str, StageShape]] = {
         "keyframes": StageShape("keyframes", "sdxl-base", 1024, 1024, 1, 30),
         "svd": StageShape("svd", "svd-xt", 1024, 576, 25, 25),
         "cogvideox": StageShape("cogvideox", "cogvideox-5b-i2v", 720, 480, 49, 50),
+        # The studio's main engines at their registry geometry, with the standard preset's 25 motion steps.
+        "ltx": StageShape("ltx", "ltx-2b", 768, 512, 121, 25),
+        "skyreels": StageShape("skyreels", "skyreels-v2-df-1.3b", 960, 544, 97, 25),  # one base window
+        "wan": StageShape("wan", "wan-flf2v-14b", 1280, 720, 81, 25),  # from a start to an end keyframe
     },
     # Three steps, so that seconds per step is measured over more than one interval; few frames keep
     # the tiny temporal VAEs (the slowest part of a tiny call) quick on a 2-core CI machine.
@@ -61,6 +66,9 @@ STAGES: dict[str, dict[str, StageShape]] = {
         "keyframes": StageShape("keyframes", "tiny-sdxl", 128, 64, 1, 3),
         "svd": StageShape("svd", "tiny-svd", 128, 64, 4, 3),
         "cogvideox": StageShape("cogvideox", "tiny-cogvideox-i2v", 96, 64, 9, 3),  # native: learned embeddings
+        "ltx": StageShape("ltx", "tiny-ltx", 96, 64, 17, 3),  # 8k+1 frames
+        "skyreels": StageShape("skyreels", "tiny-skyreels-df", 64, 48, 17, 3),  # its native base window
+        "wan": StageShape("wan", "tiny-wan-flf2v", 32, 32, 9, 3),  # 4k+1 frames
     },
 }
 VIDEO: dict[str, VideoShape] = {
@@ -135,7 +143,8 @@ COGVIDEOX_SCHEDULER: dict[str, Any] = dict(
     steps_offset=0, timestep_spacing="trailing",
 )
 
-FULL_KEYS = ("sdxl-base", "svd-xt", "cogvideox-5b-i2v")
+FULL_KEYS = ("sdxl-base", "svd-xt", "cogvideox-5b-i2v", "ltx-2b", "wan-flf2v-14b", "skyreels-v2-df-1.3b")
+FIRST_LAST = ("wan",)  # stages conditioned on a start and an end keyframe
 
 
 @contextlib.contextmanager
@@ -164,18 +173,23 @@ def build_full(model_key: str, models_root: Path, *, device: str, dtype: Any) ->
     from transformers import AutoTokenizer
 
     from backend.models.tiny import ensure_tiny_model
+    from bench import engine_configs as engines
 
-    if model_key not in FULL_KEYS:  # e.g. the low-memory engine, which the planner may substitute
+    if model_key not in FULL_KEYS:  # e.g. the quick preset's LTX 13B, which the planner may pick
         raise ValueError(f"no full-size config for {model_key!r}; known: {', '.join(FULL_KEYS)}")
-    tiny_name = {"sdxl-base": "sdxl", "cogvideox-5b-i2v": "cogvideox-i2v"}.get(model_key)
+    tiny_name = {"sdxl-base": "sdxl", "cogvideox-5b-i2v": "cogvideox-i2v", **engines.TOKENIZERS}.get(model_key)
     tokenizer = (AutoTokenizer.from_pretrained(ensure_tiny_model(tiny_name, models_root) / "tokenizer")
                  if tiny_name else None)
     # Only the weight-bearing modules are built under the device/dtype defaults: schedulers must keep
     # their float32 noise tables on the CPU.
     with built_on(device, dtype):
-        modules = {"sdxl-base": _sdxl_modules, "svd-xt": _svd_modules,
-                   "cogvideox-5b-i2v": _cogvideox_modules}[model_key](tokenizer)
-    pipe = _assemble(model_key, modules, tokenizer)
+        if model_key in engines.ENGINE_KEYS:
+            modules = engines.engine_modules(model_key, tokenizer)
+        else:
+            modules = {"sdxl-base": _sdxl_modules, "svd-xt": _svd_modules,
+                       "cogvideox-5b-i2v": _cogvideox_modules}[model_key](tokenizer)
+    pipe = (engines.engine_pipeline(model_key, modules, tokenizer) if model_key in engines.ENGINE_KEYS
+            else _assemble(model_key, modules, tokenizer))
     # A few tensors ignore the defaults (legacy ``torch.Tensor([...])`` constructors, fixed-dtype buffers).
     pipe.to(device, dtype)
     pipe.set_progress_bar_config(disable=True)
@@ -304,10 +318,19 @@ class FramesClip:
         return len(self._frames)
 
 
+def condition_images(shape: StageShape) -> list[Any]:
+    """The keyframes a motion stage starts from: one, or a start and a (mirrored) end for first-last engines."""
+    from PIL import ImageOps
+
+    start = condition_image(shape.width, shape.height)
+    return [start, ImageOps.mirror(start)] if shape.stage in FIRST_LAST else [start]
+
+
 def plain_call(pipe: Any, shape: StageShape, image: Any = None, clock: Any = None, strength: float | None = None,
-               ) -> Any:
+               last: Any = None) -> Any:
     """The plain diffusers call, as the diffusers docs show it (same prompt, guidance, shapes and steps as the
-    studio's call); returns the images or frames. ``strength`` makes an SDXL call img2img from ``image``."""
+    studio's call); returns the images or frames. ``strength`` makes an SDXL call img2img from ``image``;
+    ``last`` is a first-last engine's end keyframe."""
     import torch
 
     from backend.prompting import analyze_prompt
@@ -328,6 +351,10 @@ def plain_call(pipe: Any, shape: StageShape, image: Any = None, clock: Any = Non
         return pipe(prompt=PROMPT, negative_prompt=negative, guidance_scale=GUIDANCE["keyframes"], **common).images
     if shape.stage == "svd":
         return pipe(image, num_frames=shape.frames, decode_chunk_size=8, **common).frames[0]
+    if shape.stage != "cogvideox":
+        from bench.engine_configs import plain_engine_call
+
+        return plain_engine_call(pipe, shape, [image] + ([last] if last is not None else []), negative, common)
     return pipe(prompt=PROMPT, negative_prompt=negative, image=image, num_frames=shape.frames,
                 guidance_scale=GUIDANCE["cogvideox"], max_sequence_length=shape.ref.max_sequence_length or 226,
                 **common).frames[0]
@@ -355,36 +382,3 @@ def plain_ffmpeg(frames: list[Any], fps: float, graph: str, tmp: Path, out_fps: 
     started = time.perf_counter()
     subprocess.run(args, check=True)
     return time.perf_counter() - started
-
-
-# ---- synthetic denoiser inputs (FLOP counting without running a pipeline) ------------------------------
-
-
-def denoiser_inputs(stage: StageShape, denoiser: Any, *, batch: int = 2, device: str = "meta",
-                    dtype: Any = None) -> tuple[tuple, dict]:
-    """One forward's arguments as the pipeline passes them (CFG batch of 2) for ``stage``."""
-    import torch
-
-    dtype = dtype or denoiser.dtype
-    cfg = denoiser.config
-    h, w = stage.height // 8, stage.width // 8
-    t = torch.full((batch,), 500.0, device=device)
-
-    def rand(*shape: int) -> Any:
-        return torch.randn(*shape, device=device, dtype=dtype)
-
-    if stage.stage == "keyframes":
-        pooled = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
-        added = {"text_embeds": rand(batch, pooled), "time_ids": rand(batch, 6)}
-        return (rand(batch, cfg.in_channels, h, w), t), {
-            "encoder_hidden_states": rand(batch, 77, cfg.cross_attention_dim), "added_cond_kwargs": added}
-    if stage.stage == "svd":
-        return (rand(batch, stage.frames, cfg.in_channels, h, w), t), {
-            "encoder_hidden_states": rand(batch, 1, cfg.cross_attention_dim), "added_time_ids": rand(batch, 3)}
-    latent_frames = (stage.frames - 1) // cfg.temporal_compression_ratio + 1
-    tokens = latent_frames * (h // cfg.patch_size) * (w // cfg.patch_size)
-    head = cfg.attention_head_dim
-    rope = (rand(tokens, head), rand(tokens, head)) if cfg.use_rotary_positional_embeddings else None
-    return (), {"hidden_states": rand(batch, latent_frames, cfg.in_channels, h, w),
-                "encoder_hidden_states": rand(batch, cfg.max_text_seq_length, cfg.text_embed_dim),
-                "timestep": t.long(), "image_rotary_emb": rope}

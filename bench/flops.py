@@ -1,9 +1,11 @@
-"""What a run costs, and on what: FLOPs and MFU, time per step, peak memory, memory budgets, the device.
+"""What a run costs, and on what: FLOPs and MFU, time per step, peak memory, the device (budgets: bench.budgets).
 
 FLOPs are counted, not estimated: one denoiser forward runs under ``torch.utils.flop_counter.FlopCounterMode``
 (matrix products, convolutions and attention; element-wise work is not counted, as is usual for MFU).
-The forward is either the one the pipeline really made (captured by ``DenoiserProbe``) or, for
-``--flops-only``, a full-size denoiser on the ``meta`` device, which needs neither weights nor a GPU.
+The forward is either the one the pipeline really made (captured by ``DenoiserProbe``; on a GPU replayed on a
+weightless ``meta`` twin) or, for ``--flops-only``, a full-size denoiser on the ``meta`` device with synthetic
+inputs (``bench.synthetic``), which needs neither weights nor a GPU. Per step means every call of a step:
+Wan and SkyReels run CFG as two calls of batch 1, the others as one call of batch 2.
 
 MFU = FLOPs of a run / (seconds × peak). Peaks are the vendors' dense bf16 tensor-core figures; where the
 device is not in the table (a CPU, say) the peak is *measured* with a large matrix product and labelled so.
@@ -141,13 +143,23 @@ class DenoiserProbe:
         """Batch of the captured call: 2 with classifier-free guidance."""
         return self.last_shape[0] if self.last_shape else None
 
-    def flops_per_call(self) -> int | None:
-        """FLOPs of one forward with the captured arguments (None before any call)."""
+    def flops_per_call(self, on_meta: bool = False) -> int | None:
+        """FLOPs of one forward with the captured arguments (None before any call).
+
+        ``on_meta``: count on a weightless twin on the ``meta`` device instead of running the forward again
+        (on a GPU a Wan 14B call takes ~15 s); the count is the same, it depends on shapes only.
+        """
         if self._args is None:
             return None
-        args, kwargs = self._args, self._kwargs or {}
+        args, kwargs, model = self._args, self._kwargs or {}, self.denoiser
+        if on_meta:
+            import torch
+
+            with torch.device("meta"):
+                model = type(model).from_config(model.config).to("meta", model.dtype)  # legacy CPU tensors too
+            args, kwargs = _on_meta(args), _on_meta(kwargs)
         calls = self.calls
-        flops = count_flops(lambda: self.denoiser(*args, **kwargs))
+        flops = count_flops(lambda: model(*args, **kwargs))
         self.calls = calls  # the counting forward is not part of any run
         return flops
 
@@ -156,34 +168,47 @@ class DenoiserProbe:
         self._args = self._kwargs = None
 
 
+def _on_meta(value: Any) -> Any:
+    """Tensors (also inside tuples, lists and dicts) as empty ``meta`` tensors of the same shape and dtype."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return torch.empty_like(value, device="meta")
+    if isinstance(value, (tuple, list)):
+        return type(value)(_on_meta(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _on_meta(v) for k, v in value.items()}
+    return value
+
+
 def full_size_flops(models_root: Any) -> dict[str, Any]:
     """Full-size denoisers on the meta device (no weights, no GPU): parameters and FLOPs per CFG step and run."""
     import torch
 
-    from bench.configs import STAGES, build_full, denoiser_inputs, denoiser_of
+    from bench.configs import STAGES, build_full, denoiser_of
 
     peak = dict(PEAK_BF16_TFLOPS)["H100"]
     rows = []
     for shape in STAGES["full"].values():
         denoiser = denoiser_of(build_full(shape.model_key, models_root, device="meta", dtype=torch.bfloat16))
-        args, kwargs = denoiser_inputs(shape, denoiser)
-        flops = count_flops(lambda: denoiser(*args, **kwargs))
+        flops = synthetic_flops(shape, denoiser)
         rows.append({"stage": shape.stage, "model": shape.model_key, "steps": shape.steps,
                      "denoiser_params_b": round(sum(p.numel() for p in denoiser.parameters()) / 1e9, 3),
                      "shape": f"{shape.width}x{shape.height}x{shape.frames}", "tflops_per_step": round(flops / 1e12, 3),
                      "tflops_per_run": round(flops * shape.steps / 1e12, 1),
                      "h100_spec_limit_s": round(flops * shape.steps / (peak * 1e12), 2)})
     return {"schema": "bench.pipeline.flops/1", "rows": rows,
-            "note": "one denoiser forward with the CFG batch of 2, counted by torch.utils.flop_counter on the meta "
-                    "device (matmul, conv, attention); h100_spec_limit_s = FLOPs per run / 989.4 TFLOP/s"}
+            "note": "one denoising step with CFG (one call of batch 2; Wan and SkyReels: two calls of batch 1), "
+                    "counted by torch.utils.flop_counter on the meta device (matmul, conv, attention); "
+                    "h100_spec_limit_s = FLOPs per run / 989.4 TFLOP/s"}
 
 
 def synthetic_flops(stage: Any, denoiser: Any) -> int:
-    """FLOPs of one forward of ``denoiser`` with synthetic inputs on its own device (cross-check)."""
-    from bench.configs import denoiser_inputs
+    """FLOPs of one denoising step (CFG included) of ``denoiser`` with synthetic inputs on its own device."""
+    from bench.synthetic import calls_per_step, denoiser_inputs
 
     args, kwargs = denoiser_inputs(stage, denoiser, device=str(denoiser.device))
-    return count_flops(lambda: denoiser(*args, **kwargs))
+    return count_flops(lambda: denoiser(*args, **kwargs)) * calls_per_step(stage)
 
 
 # ---- the device and software a report was measured on -------------------------------------------------
@@ -300,89 +325,3 @@ def reset_peak(device: str) -> None:
         import torch
 
         torch.cuda.reset_peak_memory_stats()
-
-
-# ---- memory budgets: the studio's plans under a capped allocator (CUDA only) ----------------------------
-
-
-def out_of_memory(exc: BaseException) -> bool:
-    """An OOM the harness reports as a failed row: torch's, or the memory manager's after every step-down."""
-    from backend.errors import OutOfMemoryAfterAllPlans
-    from backend.memory import is_oom_error
-
-    return isinstance(exc, OutOfMemoryAfterAllPlans) or is_oom_error(exc)
-
-
-def budget_rows(bench: "Bench") -> dict[str, Any]:
-    """Each stage (and the whole video) under ``torch.cuda.set_per_process_memory_fraction`` budgets.
-
-    The plan comes from ``detect_hardware(vram_gb=budget)``, as the studio would choose it on such a card;
-    running out of memory after every step-down is a failed row, not a crash of the harness.
-    """
-    if bench.device != "cuda":
-        return {"skipped": "skipped: needs CUDA (torch.cuda.set_per_process_memory_fraction)", "rows": []}
-    import torch
-
-    from backend.memory import detect_hardware, free_memory
-    from backend.models.registry import model_for
-    from backend.stages import motion
-
-    total = torch.cuda.get_device_properties(0).total_memory
-    capability = tuple(torch.cuda.get_device_capability())
-    bench.factory.release()
-    keyframe_key = model_for(bench.model_set, "keyframes").key
-    rows = []
-    for gb in bench.args.budgets:
-        hardware = detect_hardware(vram_gb=gb, compute_capability=capability)
-
-        def motion_key(engine: str) -> str:  # the planner may substitute another engine on a small card
-            return motion.choose_motion(bench.model_set, engine, "standard", 24, hardware).ref.key
-
-        jobs = [(s.stage, [keyframe_key if s.stage == "keyframes" else motion_key(s.stage)],
-                 lambda parked, s=s: _budget_stage(bench, s, parked, hardware)) for s in bench.shapes()]
-        if gb in bench.args.budget_video:
-            keys = [keyframe_key, motion_key("svd")]
-            jobs.append(("video", keys, lambda parked: _budget_video(bench, parked, hardware)))
-        for stage, keys, job in jobs:
-            row: dict[str, Any] = {"budget_gb": gb, "stage": stage, "models": keys}
-            try:  # built on the GPU (quick), parked in RAM before the cap applies: placement is the plan's job
-                parked = {key: bench.factory.fresh(key).to("cpu") for key in keys}
-            except ValueError as exc:  # a substitute with no full-size config (the low-memory engine)
-                rows.append({**row, "ok": False, "error": str(exc)})
-                continue
-            free_memory()
-            torch.cuda.set_per_process_memory_fraction(min(1.0, gb * GIB / total))
-            try:
-                row.update(job(parked), ok=True)
-            except Exception as exc:  # noqa: BLE001 - an OOM is a reported row; anything else re-raises
-                if not out_of_memory(exc):
-                    raise
-                row.update(ok=False, error=str(exc).splitlines()[0][:300])
-            finally:
-                torch.cuda.set_per_process_memory_fraction(1.0)
-                del parked
-                free_memory()
-            rows.append(row)
-    return {"rows": rows, "note": "the CUDA context and cuBLAS workspace are outside the budget"}
-
-
-def _budget_video(bench: "Bench", parked: dict[str, Any], hardware: Any) -> dict[str, Any]:
-    row = bench.video_row(hardware, parked)
-    plan = "; ".join(f"{stage}: {plan}" for stage, plan in row["plans"].items())
-    return {**row, "seconds": row["studio"]["seconds"], "peak_vram_gb": row["studio"]["peak_vram_gb"], "plan": plan}
-
-
-def _budget_stage(bench: "Bench", shape: Any, parked: dict[str, Any], hardware: Any) -> dict[str, Any]:
-    from backend.memory import MemoryPlan
-    from bench.configs import denoiser_of
-
-    steps_run = min(shape.steps, bench.args.budget_steps)
-    pipe = next(iter(parked.values()))
-    probe = DenoiserProbe(denoiser_of(pipe))
-    folder = bench.workdir(shape)
-    run = lambda clock: bench.studio(shape, steps_run, folder, clock, bench.manager(pipe, hardware))  # noqa: E731
-    timed, record = bench.timed(run, [probe], steps=shape.steps, steps_run=steps_run)
-    probe.close()
-    plan = MemoryPlan.from_dict(record.memory_plan)
-    return {**timed.to_dict(), "plan": plan.describe(), "plan_fits": plan.fits, "est_vram_gb": plan.est_vram_gb,
-            "step_downs": [s.to_dict() for s in record.step_downs]}

@@ -1,11 +1,12 @@
 """GPU benchmark of the whole studio pipeline, against plain diffusers calls in the same run.
 
-    python -m bench.pipeline --size full|tiny [--stages keyframes,motion,finish] [--engines svd,cogvideox]
+    python -m bench.pipeline --size full|tiny [--stages keyframes,motion,finish] [--engines svd,ltx,wan,...]
         [--fast-paths all|none|compile,fbcache,...] [--budgets 8,12,24] [--max-steps N] [--json|--markdown]
     python -m bench.pipeline --size full --flops-only   # FLOPs per step of the full models; no GPU needed
 
-Per stage it times the studio's own stage code (``backend.stages``, plan from ``backend.memory``) against the
-plain diffusers call (on the device, default SDPA, same dtype, shapes and steps); then a whole 10 s 1080p30
+Per stage (SDXL keyframes; motion engines SVD, CogVideoX, LTX-Video, SkyReels-V2 and Wan) it times the
+studio's own stage code (``backend.stages``, plan from ``backend.memory``) against the plain diffusers
+call (on the device, default SDPA, same dtype, shapes and steps); then a whole 10 s 1080p30
 video through ``JobRunner`` against the same calls made plainly. FLOPs are counted on the real denoiser call,
 MFU against the device's dense bf16 peak; budgets and fast paths need CUDA. ``--size full`` builds the
 published architectures with random weights; ``--size tiny`` runs the same code on the CPU (output is noise).
@@ -26,23 +27,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-from PIL import Image
-
-from backend.jobs.runner import JobHooks, JobRunner
-from backend.jobs.store import JobStore
 from backend.memory import MemoryManager, MemoryPlan, apply_plan, detect_hardware, free_memory
 from backend.memory.oom import error_summary
-from backend.models.registry import keyframe_model_for, model_for
+from backend.models.registry import model_for
 from backend.paths import runtime_paths
 from backend.prompting import analyze_prompt
-from backend.record import KeyframesRecord, ModelStageRecord, StageRecords, Storyboard, StoryboardFrame
+from backend.record import ModelStageRecord, Storyboard, StoryboardFrame
 from backend.spec import FinishOptions, JobSpec
 from backend.stages import keyframes, motion
 from backend.stages.context import StageContext
 from backend.stages.finish import FinishTarget, finish
 from backend.stages.keyframe_style import Consistency, prepare_consistency
 from bench import report as rep
+from bench import video
+from bench.budgets import budget_rows, out_of_memory
 from bench.configs import (
     PROMPT,
     SEED,
@@ -51,7 +49,7 @@ from bench.configs import (
     FramesClip,
     PipelineFactory,
     StageShape,
-    condition_image,
+    condition_images,
     denoiser_of,
     plain_call,
     plain_ffmpeg,
@@ -60,12 +58,10 @@ from bench.flops import (
     DenoiserProbe,
     StepClock,
     Timed,
-    budget_rows,
     device_peak,
     full_size_flops,
     header,
     mfu,
-    out_of_memory,
     peak_vram_gb,
     ratio,
     reset_peak,
@@ -74,6 +70,8 @@ from bench.flops import (
 from bench.report import FAST_PATH_STAGES
 
 STAGE_NAMES = ("keyframes", "motion", "finish")
+ENGINE_NAMES = tuple(name for name in STAGES["full"] if name != "keyframes")  # svd, cogvideox, ltx, skyreels, wan
+VIDEO_STAGES = ("keyframes", "svd")  # the whole video's models: kept cached; the other engines' are released
 
 
 class Bench:
@@ -89,6 +87,7 @@ class Bench:
         self.peak = device_peak(self.device, self.dtype, args.peak_tflops)
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
         self.model_set = "default" if self.size == "full" else "tiny"
+        self.report: dict[str, Any] = {}
 
     # ---- one call of each kind ---------------------------------------------------------------------
 
@@ -97,17 +96,29 @@ class Bench:
             list(self.args.engines) if "motion" in self.args.stages else [])
         return [STAGES[self.size][name] for name in names]
 
-    def workdir(self, shape: StageShape) -> Path:
+    def spec(self, shape: StageShape, steps: int) -> JobSpec:
+        engine = shape.stage if shape.stage != "keyframes" else "svd"
+        return JobSpec(prompt=PROMPT, seed=SEED, steps=steps, engine=engine, model_set=self.model_set).validate()
+
+    def motion_choice(self, shape: StageShape, hardware: Any) -> motion.MotionChoice:
+        spec = self.spec(shape, shape.steps)
+        return motion.choose_motion(self.model_set, spec.engine, spec.preset, spec.fps, hardware)
+
+    def workdir(self, shape: StageShape, hardware: Any = None) -> Path:
+        """A fresh folder with the keyframes a motion stage is told about, written before any clock starts:
+        one, or Wan's start and end (more where a budget caps the frames of a call, as a job would draw)."""
         folder = Path(tempfile.mkdtemp(prefix=f"{shape.stage}-", dir=self.tmp))
-        if shape.stage != "keyframes":  # the keyframe a motion segment starts from
-            condition_image(shape.width, shape.height).save(folder / "start.png")
+        if shape.stage != "keyframes":
+            images = condition_images(shape)
+            count = self.motion_choice(shape, hardware or self.hardware).keyframes_for(len(images), shape.frames)
+            for i in range(count):
+                images[i % len(images)].save(folder / f"keyframe_{i:02d}.png")
         return folder
 
     def studio(self, shape: StageShape, steps: int, folder: Path, clock: StepClock, manager: MemoryManager,
                ) -> ModelStageRecord:
         """The studio's stage code for one keyframe or one motion segment; returns the stage record."""
-        engine = shape.stage if shape.stage != "keyframes" else "svd"
-        spec = JobSpec(prompt=PROMPT, seed=SEED, steps=steps, engine=engine, model_set=self.model_set).validate()
+        spec = self.spec(shape, steps)
         ctx = StageContext(job_id="bench", stage=shape.stage, spec=spec, workdir=folder,
                            cancel_event=threading.Event(), memory=manager,
                            sink=lambda f, m, step, t, p: clock.mark() if step is not None else None)
@@ -115,8 +126,9 @@ class Bench:
         if shape.stage == "keyframes":
             board = Storyboard(frames=[StoryboardFrame(0.0, analysis.enhanced_prompt, seed=SEED)])
             return keyframes.run(ctx, keyframes.KeyframeInputs(analysis, board, shape.width / shape.height)).record
-        choice = motion.choose_motion(self.model_set, engine, spec.preset, spec.fps, manager.hardware)
-        return motion.run(ctx, motion.MotionInputs(analysis, [folder / "start.png"], shape.frames, choice)).record
+        choice = self.motion_choice(shape, manager.hardware)
+        paths = sorted(folder.glob("keyframe_*.png"))
+        return motion.run(ctx, motion.MotionInputs(analysis, paths, shape.frames, choice)).record
 
     def plain(self, pipe: Any) -> Any:
         """The pipeline as diffusers leaves it: on the device, no tiling, slicing or chunking, no IP-Adapter."""
@@ -151,14 +163,15 @@ class Bench:
         pipe = self.factory.get(shape.model_key)
         probe = DenoiserProbe(denoiser_of(pipe))
         steps_run = min(shape.steps, self.args.max_steps or shape.steps)
-        image = condition_image(shape.width, shape.height)
+        images = condition_images(shape)
 
         def studio(steps: int) -> Callable[[StepClock], Any]:
             folder = self.workdir(shape)
             return lambda clock: self.studio(shape, steps, folder, clock, self.manager())
 
         def baseline(steps: int) -> Callable[[StepClock], Any]:
-            return lambda clock: plain_call(self.plain(pipe), replace(shape, steps=steps), image, clock)
+            return lambda clock: plain_call(self.plain(pipe), replace(shape, steps=steps), images[0], clock,
+                                            last=images[1] if len(images) > 1 else None)
 
         for _ in range(self.args.warmup):  # first calls pay for kernel selection and lazy initialisation
             studio(min(2, steps_run))(StepClock(self.device))
@@ -177,26 +190,30 @@ class Bench:
                 if side == "studio":
                     timed.plan = MemoryPlan.from_dict(record.memory_plan).describe()
                 runs[side].append(timed)
-        flops_step, batch = probe.flops_per_call(), probe.batch
+        # Calls per step: 2 where the pipeline runs CFG as two calls of batch 1 (Wan, SkyReels).
+        per_step = next((t[0].denoiser_calls for t in runs.values() if t), steps_run) / max(1, steps_run)
+        flops_call, batch = probe.flops_per_call(on_meta=self.device == "cuda"), probe.batch
+        flops_step = round(flops_call * per_step) if flops_call else None
         probe.close()
         row: dict[str, Any] = {"stage": shape.stage, "model": shape.model_key, "label": shape.ref.label,
                                "shape": {"width": shape.width, "height": shape.height, "frames": shape.frames},
                                "steps": shape.steps, "steps_run": steps_run, "cfg_batch": batch,
-                               "flops_per_step": flops_step}
+                               "calls_per_step": per_step, "flops_per_step": flops_step}
         for side, timings in runs.items():
             if not timings:
                 row[side] = {"seconds": None, "error": errors[side], "denoiser_calls": None}
                 continue
             best = min(timings, key=lambda t: t.seconds)
             calls = best.denoiser_calls * shape.steps / max(1, steps_run)  # scaled like the seconds
-            best.flops_per_run = flops_step * calls if flops_step else None
+            best.flops_per_run = flops_call * calls if flops_call else None
             best.mfu = mfu(best.flops_per_run, best.seconds, self.peak)
             best.mfu_denoise = mfu(flops_step, best.seconds_per_step, self.peak)
             row[side] = best.to_dict()
         row["ratio"] = ratio(row["studio"]["seconds"], row["baseline"]["seconds"])
         row["same_work"] = row["studio"]["denoiser_calls"] == row["baseline"]["denoiser_calls"]
-        if shape.stage == "cogvideox":
+        if shape.stage not in VIDEO_STAGES:
             self.factory.release(shape.model_key)  # not part of the standard video; give its memory back
+            free_memory()
         return row
 
     def finish_frames(self) -> tuple[FramesClip, FinishTarget]:
@@ -225,107 +242,42 @@ class Bench:
                 "studio": {"seconds": s, "plan": f"{result.format} {result.codec}"}, "baseline": {"seconds": b},
                 "ratio": ratio(s, b), "same_work": True, "filter_graph": result.filter_graph}
 
-    # ---- the whole video -------------------------------------------------------------------------------
+    # ---- the whole video (bench.video) -----------------------------------------------------------------
 
     def video_row(self, hardware: Any = None, prebuilt: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A 10 s 1080p30 job through JobRunner, then the very same pipeline calls made plainly.
-
-        Every pipeline call the studio makes is logged (stage, latent shape, steps) from its progress
-        reports, and the baseline replays exactly that list: same work by construction, whatever chunking
-        the stages chose. With ``prebuilt`` (memory budgets) only the studio side runs.
-        """
-        shape = VIDEO[self.size]
-        spec = JobSpec(prompt=PROMPT, seed=SEED, duration=shape.duration, fps=shape.fps, width=shape.width,
-                       height=shape.height, engine=shape.engine, keyframes=shape.keyframes,
-                       model_set=self.model_set).validate()
-        refs = {"keyframes": keyframe_model_for(self.model_set, spec.preset),
-                "motion": motion.choose_motion(self.model_set, spec.engine, spec.preset, spec.fps,
-                                               hardware or self.hardware).ref}
-        pipes = prebuilt or {ref.key: self.factory.get(ref.key) for ref in refs.values()}
-        probes = {stage: DenoiserProbe(denoiser_of(pipes[ref.key])) for stage, ref in refs.items()}
-        calls: list[tuple[str, tuple[int, ...], int]] = []  # (stage, latent shape, steps) per pipeline call
-
-        def progress(stage: str, fraction: float, message: str, step: int | None, total: int | None, p: Any) -> None:
-            if step == 1 and stage in probes:  # the first step of a new pipeline call
-                calls.append((stage, probes[stage].last_shape, int(total or 0)))
-
-        root = Path(tempfile.mkdtemp(prefix="video-", dir=self.tmp))
-        paths = replace(runtime_paths(root), models=self.models_root).ensure()
-        store = JobStore(paths.database)
-        for job_id in ("bench-warmup", "bench-video"):
-            store.add(job_id, spec.to_dict())
-        loader = lambda ref, models_root, dtype: pipes[ref.key]  # noqa: E731 - the manager's loader seam
-        runner = JobRunner(paths, MemoryManager(hardware or self.hardware, self.models_root, loader=loader), store)
-        if prebuilt is None and self.args.warmup:  # the video's shapes are new: an untimed job warms both up
-            runner.run("bench-warmup", replace(spec, steps=2), JobHooks(threading.Event(), progress, lambda s: None))
-            self.replay(calls, pipes, refs, KeyframesRecord(steps=2, img2img_strength=keyframes.IMG2IMG_STRENGTH), None)
-            calls.clear()
-        job = lambda clock: runner.run("bench-video", spec, JobHooks(threading.Event(), progress, lambda s: None))  # noqa: E731
-        timed, outcome = self.timed(job, list(probes.values()), steps=1, steps_run=1)
-        stages = outcome.record.stages
-        counts = len(stages.keyframes.prompts), len(stages.motion.segments)
-        row: dict[str, Any] = {
-            "label": f"{shape.duration:g} s {shape.width}x{shape.height}@{shape.fps}: {counts[0]} keyframes + "
-                     f"{counts[1]} {refs['motion'].key} segments + finish",
-            "studio": {"seconds": timed.seconds, "peak_vram_gb": timed.peak_vram_gb, "pipeline_calls": len(calls),
-                       "denoiser_calls": timed.denoiser_calls, "stages": outcome.record.stage_seconds()},
-            "step_downs": [s.to_dict() for st in (stages.keyframes, stages.motion) for s in st.step_downs],
-            "plans": {name: MemoryPlan.from_dict(st.memory_plan).describe() for name, st in stages.items()
-                      if isinstance(st, ModelStageRecord) and st.memory_plan}}
-        if prebuilt is None:
-            for probe in probes.values():
-                probe.reset()
-            parts = self.replay(calls, pipes, refs, stages.keyframes, stages)
-            row["baseline"] = {"seconds": round(sum(parts.values()), 4), "parts": parts,
-                               "denoiser_calls": sum(p.calls for p in probes.values())}
-            row["ratio"] = ratio(timed.seconds, row["baseline"]["seconds"])
-            row["same_work"] = row["baseline"]["denoiser_calls"] == timed.denoiser_calls
-        for probe in probes.values():
-            probe.close()
-        return row
-
-    def replay(self, calls: list[tuple[str, tuple[int, ...], int]], pipes: dict[str, Any], refs: dict[str, Any],
-               kf_record: KeyframesRecord, stages: StageRecords | None) -> dict[str, float]:
-        """The studio's pipeline calls as plain diffusers calls (and, given ``stages``, one raw ffmpeg)."""
-        parts: dict[str, float] = {"keyframes": 0.0, "motion": 0.0}
-        image: Image.Image | None = None
-        frames: list[Image.Image] = []
-        for stage, latent, steps in calls:
-            ref = refs[stage]
-            height, width = latent[-2] * 8, latent[-1] * 8  # every VAE here scales space by 8
-            pipe = self.plain(pipes[ref.key])
-            started = time.perf_counter()
-            if stage == "keyframes":
-                call = StageShape("keyframes", ref.key, width, height, 1, kf_record.steps)
-                strength = kf_record.img2img_strength if image is not None else None
-                image = plain_call(pipe, call, image, strength=strength)[0]
-            else:
-                svd = "StableVideoDiffusion" in ref.pipeline_class  # CogVideoX's VAE compresses time by 4
-                count = latent[1] if svd else (latent[1] - 1) * 4 + 1
-                call = StageShape("svd" if svd else "cogvideox", ref.key, width, height, count, steps)
-                start = frames[-1] if frames else (image or condition_image(width, height))
-                frames += list(plain_call(pipe, call, start.resize((width, height))))
-            synchronize(self.device)
-            parts[stage] += time.perf_counter() - started
-        if stages is not None:  # the studio's finishing graph on the baseline's frames, as assemble sized them
-            count, fps = stages.assemble.frames, stages.assemble.fps
-            size = frames[0].size
-            arrays = [np.asarray(f.convert("RGB").resize(size)) for f in frames[:count]]
-            arrays += [arrays[-1]] * (count - len(arrays))
-            parts["finish"] = plain_ffmpeg(arrays, fps, stages.finish.filter_graph, self.tmp, round(stages.finish.fps))
-        return {k: round(v, 4) for k, v in parts.items()}
+        """The whole video through JobRunner, then replayed plainly (studio side only with ``prebuilt``)."""
+        return video.video_row(self, hardware, prebuilt)
 
     # ---- the report -------------------------------------------------------------------------------------
 
+    def checkpoint(self, section: str | None = None, value: Any = None) -> None:
+        """Write the report so far to ``--out``: a run cut short (a timeout) still leaves its finished rows."""
+        if section is not None:
+            self.report[section] = value
+        if self.args.out:
+            self.args.out.write_text(json.dumps({**self.report, "partial": True}, indent=2) + "\n", encoding="utf-8")
+
     def run(self) -> dict[str, Any]:
-        report = header(self)
-        report["stages"] = [self.stage_row(shape) for shape in self.shapes()]
-        if "finish" in self.args.stages:
+        self.report = report = header(self)
+        report["stages"] = []
+        for shape in [] if self.args.no_stage_rows else self.shapes():
+            try:
+                report["stages"].append(self.stage_row(shape))
+            except Exception as exc:  # noqa: BLE001 - on a one-shot GPU run a broken stage must not cost the rest
+                logging.getLogger(__name__).exception("stage %s failed", shape.stage)
+                size = {"width": shape.width, "height": shape.height, "frames": shape.frames}
+                report["stages"].append({"stage": shape.stage, "model": shape.model_key, "shape": size,
+                                         "steps": shape.steps, "note": f"failed: {error_summary(exc)}"})
+            if "studio" not in report["stages"][-1]:  # failed: its pipeline goes (outside the except block)
+                self.factory.release(shape.model_key)
+                free_memory()
+            self.checkpoint()
+        if "finish" in self.args.stages and not self.args.no_stage_rows:
             report["stages"].append(self.finish_row())
         if set(STAGE_NAMES) <= set(self.args.stages) and not self.args.no_video:
-            report["video"] = self.video_row()
-        report["fast_paths"] = rep.fast_path_rows(self)
-        report["budgets"] = budget_rows(self)
+            self.checkpoint("video", self.video_row())
+        self.checkpoint("fast_paths", rep.fast_path_rows(self))
+        report["budgets"] = budget_rows(self)  # checkpoints after each row
         report["targets"] = rep.evaluate_targets(report)
         return report
 
@@ -354,8 +306,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=("full", "tiny"), required=True, help="full (CUDA) or tiny (CPU test set)")
     parser.add_argument("--stages", type=_csv(STAGE_NAMES), default=list(STAGE_NAMES), help="default: all")
-    parser.add_argument("--engines", type=_csv(("svd", "cogvideox")), default=["svd", "cogvideox"],
-                        help="motion engines benchmarked as stages (the whole video uses svd)")
+    parser.add_argument("--engines", type=_csv(ENGINE_NAMES), default=list(ENGINE_NAMES),
+                        help="motion engines benchmarked as stages, default: all (the whole video uses svd)")
+    parser.add_argument("--no-stage-rows", action="store_true",
+                        help="skip the studio-vs-baseline stage rows (run only the video, budgets or fast paths)")
     parser.add_argument("--fast-paths", type=_csv(tuple(FAST_PATH_STAGES)), default=list(FAST_PATH_STAGES),
                         help=f"{', '.join(FAST_PATH_STAGES)}, all (default) or none; measured on CUDA only")
     parser.add_argument("--fast-paths-on-cpu", dest="cpu_fast_paths", action="store_true", help="plumbing check")

@@ -177,7 +177,8 @@ def header_lines(report: dict[str, Any]) -> list[str]:
     return [f"date: {report['date']}", f"command: {report['command']}",
             f"size: {report['size']}, weights: {report['weights']}, device: {dev['name']} ({dev['kind']}), "
             f"dtype: {dev['dtype']}, peak: {peak}",
-            "software: " + ", ".join(f"{k} {v}" for k, v in sw.items()), f"note: {report['note']}"]
+            "software: " + ", ".join(f"{k} {v}" for k, v in sw.items()), f"note: {report['note']}"] + (
+        ["partial: the run was cut short (a timeout); these are the rows it finished"] if report.get("partial") else [])
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -380,3 +381,10 @@ def _nvenc_row(bench: "Bench") -> dict[str, Any]:
         return {"status": f"failed: {result.fallbacks[0][:200]}", "win": False}
     return {"status": f"measured ({result.codec})", "seconds": round(nvenc, 4), "reference_seconds": round(x264, 4),
             "ratio": ratio(nvenc, x264), "win": nvenc <= WIN_RATIO * x264}
+
+
+if __name__ == "__main__":  # python -m bench.report report.json: the markdown of a report (also a partial one)
+    import json
+    import sys
+
+    print(render_markdown(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))

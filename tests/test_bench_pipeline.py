@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench import pipeline, report
-from bench.configs import STAGES, PipelineFactory, build_full, denoiser_of
-from bench.flops import Peak, StepClock, Timed, mfu, spec_peak, synthetic_flops
+from bench.configs import STAGES, PipelineFactory, build_full, condition_images, denoiser_of, plain_call
+from bench.flops import DenoiserProbe, Peak, StepClock, Timed, count_flops, mfu, spec_peak, synthetic_flops
 from bench.report import FAST_PATH_STAGES
+from bench.synthetic import calls_per_step, denoiser_inputs
 
-MODEL_STAGES = ("keyframes", "svd", "cogvideox")
+MODEL_STAGES = ("keyframes", "svd", "cogvideox", "ltx", "skyreels", "wan")
+NEW_ENGINES = {"ltx": "ltx-2b", "skyreels": "skyreels-v2-df-1.3b", "wan": "wan-flf2v-14b"}
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +56,12 @@ def test_every_stage_is_timed_against_its_baseline(tiny_report: dict) -> None:
         assert _finite(row["ratio"]) and row["ratio"] > 0, name
         assert row["same_work"] is True, name
     for name in MODEL_STAGES:
-        row = rows[name]
+        row, calls = rows[name], calls_per_step(STAGES["tiny"][name])  # Wan, SkyReels: CFG as two calls
         assert row["steps_run"] == row["steps"] == STAGES["tiny"][name].steps
-        assert row["flops_per_step"] > 0 and row["cfg_batch"] == 2, name
+        assert row["flops_per_step"] > 0 and row["cfg_batch"] == 2 // calls and row["calls_per_step"] == calls, name
         for side in ("studio", "baseline"):
             timed = row[side]
-            assert timed["denoiser_calls"] == row["steps"], (name, side)
+            assert timed["denoiser_calls"] == row["steps"] * calls, (name, side)
             assert timed["seconds_per_step"] > 0 and timed["peak_vram_gb"] is None, (name, side)
             assert timed["flops_per_run"] == row["flops_per_step"] * row["steps"], (name, side)
             assert _finite(timed["mfu"]) and 0 < timed["mfu"], (name, side)
@@ -91,6 +96,10 @@ def test_report_renders_as_text_and_markdown(tiny_report: dict) -> None:
     for title in ("Stages", "Whole video", "Memory budgets", "Fast paths", "Targets"):
         assert title in text and title in markdown
     assert "| keyframes | tiny-sdxl |" in markdown
+    for name in NEW_ENGINES:
+        assert f"| {name} | {STAGES['tiny'][name].model_key} |" in markdown
+    assert "partial" not in tiny_report  # the final write replaces the row-by-row checkpoints
+    assert "partial: the run was cut short" in report.render_markdown({**tiny_report, "partial": True})
 
 
 def test_synthetic_denoiser_inputs_count_the_same_flops_as_the_real_call(tiny_report: dict) -> None:
@@ -106,6 +115,27 @@ def test_synthetic_denoiser_inputs_count_the_same_flops_as_the_real_call(tiny_re
         assert synthetic_flops(shape, denoiser_of(factory.get(shape.model_key))) == captured[name], name
 
 
+def test_a_captured_call_counts_on_a_meta_twin_as_its_synthetic_inputs_do() -> None:
+    """On a GPU the captured call is counted on a weightless meta twin (a Wan call is ~15 s): same FLOPs as the
+    synthetic inputs --flops-only uses (both on meta, where attention is counted; the CPU kernel is not)."""
+    import torch
+
+    from backend.paths import runtime_paths
+
+    factory = PipelineFactory("random", runtime_paths().models, "cpu", torch.float32)
+    for name in NEW_ENGINES:
+        shape = replace(STAGES["tiny"][name], steps=2)
+        pipe = factory.get(shape.model_key)
+        denoiser, images = denoiser_of(pipe), condition_images(shape)
+        probe = DenoiserProbe(denoiser)
+        plain_call(pipe, shape, images[0], last=images[-1] if len(images) > 1 else None)
+        with torch.device("meta"):
+            twin = type(denoiser).from_config(denoiser.config).to("meta", denoiser.dtype)
+        args, kwargs = denoiser_inputs(shape, twin)
+        assert probe.flops_per_call(on_meta=True) == count_flops(lambda: twin(*args, **kwargs)), name
+        probe.close()
+
+
 def test_full_size_configs_have_the_published_parameter_counts() -> None:
     """Built on the meta device (no memory, no GPU): the counts the registry lists for each component."""
     import torch
@@ -113,13 +143,28 @@ def test_full_size_configs_have_the_published_parameter_counts() -> None:
     from backend.models.registry import find_model
     from backend.paths import runtime_paths
 
-    for key in ("sdxl-base", "svd-xt", "cogvideox-5b-i2v"):
+    for key in ("sdxl-base", "svd-xt", "cogvideox-5b-i2v", *NEW_ENGINES.values()):
         pipe = build_full(key, runtime_paths().models, device="meta", dtype=torch.bfloat16)
+        assert type(pipe).__name__ == find_model(key).pipeline_class  # the class the studio loads
         for component in find_model(key).components:
             module = getattr(pipe, component.name)
             params = sum(p.numel() for p in module.parameters()) / 1e9
-            assert params == pytest.approx(component.params_b, abs=0.002), (key, component.name)
+            assert abs(params - component.params_b) <= 0.002, (key, component.name, params)  # what the planner uses
             assert next(module.parameters()).dtype == torch.bfloat16
+    ltx = build_full("ltx-2b", runtime_paths().models, device="meta", dtype=torch.bfloat16)
+    assert 1.9 <= sum(p.numel() for p in ltx.transformer.parameters()) / 1e9 <= 2.0  # "2B"
+
+
+def test_gpu_check_covers_every_engine_within_the_call_limit() -> None:
+    """The one GPU command: every engine named, each part under a timeout, all within ~540 s."""
+    script = (REPO / "bench" / "gpu_check.sh").read_text()
+    assert "Not covered yet" not in script
+    for engine in ("ltx", "skyreels", "wan", "svd", "cogvideox"):
+        assert engine in script, engine
+    deadline = int(re.search(r"GPU_CHECK_SECONDS:-(\d+)", script).group(1))
+    assert deadline <= 540 and "timeout" in script
+    parts = re.findall(r"^\s+([\w-]+)\) run \S+ (\d+) ", script, re.MULTILINE)
+    assert {"engines", "wan", "engine-budgets"} <= {name for name, _ in parts}
 
 
 def test_gpu_peaks_and_mfu() -> None:

@@ -7,7 +7,6 @@ whole, then is renamed into place).
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import fnmatch
 import hashlib
@@ -23,6 +22,7 @@ import httpx2
 import pytest
 from huggingface_hub import errors
 
+from backend.cli import models as cli_models
 from backend.cli.models import add_parser as add_models_parser
 from backend.cli.models import run as run_models
 from backend.errors import DownloadError, ModelNotAvailable
@@ -226,8 +226,20 @@ def test_the_cli_lists_downloads_and_verifies_every_kind(tmp_path, capsys) -> No
     assert "not a diffusers pipeline" in capsys.readouterr().err
 
 
-def test_ctrl_c_on_the_cli_cancels_and_the_same_command_resumes(tmp_path, capsys) -> None:
-    hub = FakeHub(block_on=f"{ip_adapter.IMAGE_ENCODER}/model.safetensors", on_block=_thread.interrupt_main)
+def test_ctrl_c_on_the_cli_cancels_and_the_same_command_resumes(tmp_path, capsys, monkeypatch) -> None:
+    hub, pressed = FakeHub(block_on=f"{ip_adapter.IMAGE_ENCODER}/model.safetensors"), []
+    draw = cli_models._TextBar.__call__
+
+    def ctrl_c_while_waiting(bar, done: int, total: int | None) -> None:
+        # Ctrl-C reaches the main thread while it waits on the download, delivered here at the wait loop's
+        # drawing point: an asynchronous _thread.interrupt_main() can land inside threading's own lock handling
+        # (a thread being started) and leave a lock held, hanging every later Thread.start in the process.
+        if hub.blocking.is_set() and not pressed:
+            pressed.append(True)
+            raise KeyboardInterrupt
+        draw(bar, done, total)
+
+    monkeypatch.setattr(cli_models._TextBar, "__call__", ctrl_c_while_waiting)
     assert models(tmp_path, "download", "ip-adapter-sdxl", fetch=hub) == 130
     err = capsys.readouterr().err
     assert "cancelling ip-adapter-sdxl" in err and "run the same command again to resume" in err

@@ -138,7 +138,7 @@ def _list(root: Path, *, as_json: bool) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"Models in {root}")
-    print(f"{'NAME':<23}{'KIND':<11}{'SIZE':>8}  {'STATUS':<11}{'MIN VRAM gpu/model/group/seq (GB)':<36}LICENCE")
+    print(f"{'NAME':<23}{'KIND':<11}{'SIZE':>8}  {'STATUS':<11}{'MIN VRAM gpu/model/group/fp8/seq (GB)':<40}LICENCE")
     for row in rows:
         size = f"{row['size_gb']:.2f} GB" if 0 < row["size_gb"] < 0.1 else (
             f"{row['size_gb']:.1f} GB" if row["size_gb"] else "tiny")
@@ -146,7 +146,7 @@ def _list(root: Path, *, as_json: bool) -> int:
         vram = ("/".join(f"{need[level]:.1f}" for level in need) if need else
                 "CPU (test set)" if size == "tiny" else "-")
         gated = f"gated ({row['hub_url']}); " if row["gated"] else ""
-        print(f"{row['key']:<23}{row['kind']:<11}{size:>8}  {row['status']:<11}{vram:<36}{gated}{row['licence']}")
+        print(f"{row['key']:<23}{row['kind']:<11}{size:>8}  {row['status']:<11}{vram:<40}{gated}{row['licence']}")
     return 0
 
 

@@ -199,9 +199,11 @@ MODELS: dict[str, ModelRef] = {
                  licence="LTX-Video 0.9.5 licence (open weights; see the model card)",
                  allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
                                                    ("scheduler", "tokenizer"), None),
-                 size_gb=13.2,
-                 components=(Component("text_encoder", 4.762, "encode"), Component("transformer", 1.924, "denoise"),
-                             Component("vae", 0.419, "decode")),
+                 size_gb=14.8,
+                 # 0.9.5's VAE (2048 channels, timestep-conditioned decoder) is 1.247B, not 0.9.0's 0.419B: built on
+                 # the meta device from its published config (bench/engine_configs.py; tests/test_bench_pipeline.py).
+                 components=(Component("text_encoder", 4.762, "encode"), Component("transformer", 1.923, "denoise"),
+                             Component("vae", 1.247, "decode")),
                  # Estimates, not measured here: 121 frames at 768x512 are only 16x16x24 latent tokens
                  # (x32 spatial, x8 temporal compression), so activations are small; the VAE decode of
                  # 121 frames is the peak unless tiled.
@@ -228,9 +230,10 @@ MODELS: dict[str, ModelRef] = {
                  max_sequence_length=512, licence="Apache-2.0",
                  allow_patterns=diffusers_patterns(("text_encoder", "image_encoder", "transformer", "vae"),
                                                    ("scheduler", "tokenizer", "image_processor"), None),
-                 size_gb=38.6,
-                 components=(Component("text_encoder", 5.681, "encode"), Component("image_encoder", 0.632, "encode"),
-                             Component("transformer", 14.3, "denoise"), Component("vae", 0.127, "decode")),
+                 size_gb=42.5,
+                 # 16.4B: the 14B text-to-video backbone plus image cross-attention (2.1B), as built from the config.
+                 components=(Component("text_encoder", 5.681, "encode"), Component("image_encoder", 0.631, "encode"),
+                             Component("transformer", 16.396, "denoise"), Component("vae", 0.127, "decode")),
                  # 81 frames at 1280x720: 21x45x80 = 75,600 tokens; attention dominates the step time.
                  memory=MemoryFacts(denoise_gb=10.0, decode_gb=14.0, decode_tiled_gb=3.0, group_fraction=0.05,
                                     step_seconds=20.0, decode_seconds=20.0),
@@ -243,8 +246,8 @@ MODELS: dict[str, ModelRef] = {
                  licence="SkyReels-V2 community licence (see the model card)",
                  allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
                                                    ("scheduler", "tokenizer"), None),
-                 size_gb=13.2,
-                 components=(Component("text_encoder", 5.681, "encode"), Component("transformer", 1.3, "denoise"),
+                 size_gb=13.5,
+                 components=(Component("text_encoder", 5.681, "encode"), Component("transformer", 1.436, "denoise"),
                              Component("vae", 0.127, "decode")),
                  memory=MemoryFacts(denoise_gb=4.0, decode_gb=10.0, decode_tiled_gb=2.5, group_fraction=0.1,
                                     step_seconds=2.0, decode_seconds=10.0),
