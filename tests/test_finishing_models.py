@@ -119,6 +119,26 @@ def test_finish_with_flow_delivers_exact_frames(tmp_path: Path, src: int, dst: i
 
 
 @pytest.mark.ffmpeg
+def test_with_vidstab_the_frames_made_in_python_are_made_once(tmp_path: Path, monkeypatch) -> None:
+    from backend.media import interpolation
+    from backend.media.video_io import iter_frames
+
+    pairs, make = [], interpolation.FlowInterpolator.pair
+    monkeypatch.setattr(interpolation.FlowInterpolator, "pair", lambda self, a, b: pairs.append(1) or make(self, a, b))
+    render = scenes(96, 64)["object"]
+    clip = MemoryClip([render(1 + i / 8) for i in range(8)], 8)
+    options = FinishOptions(interpolation="flow", stabilize="vidstab", grade="none", sharpen=0.0)
+    result = finish(clip, target=FinishTarget(96, 64, 24, 24), options=options, workdir=tmp_path / "w",
+                    output_path=tmp_path / "o.mp4", metadata={})
+    assert result.frames == 24 and any(s.startswith("stabilize:vidstab") for s in result.steps)
+    assert len(pairs) == 7  # one flow per source pair: the encode pass reads what the analysis pass kept
+    kept = list(iter_frames(tmp_path / "w" / "prepared_frames.mkv"))
+    again = list(interpolation.retime(clip.frames(), interpolation.positions(8, 24, 24, 8),
+                                      interpolation.FlowInterpolator()))
+    assert len(kept) == 24 and all(np.array_equal(a, b) for a, b in zip(kept, again))  # kept losslessly
+
+
+@pytest.mark.ffmpeg
 def test_cli_finish_flow_and_a_clear_message_without_rife_weights(tmp_path: Path, capsys, monkeypatch) -> None:
     from backend import cli
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 import numpy as np
 
 from backend.errors import EncodeFailed, FinishError, VerifyFailed
+from backend.media.clip import VideoFileClip
 from backend.media.luts import load_cube, write_cube
 from backend.media.video_io import ffmpeg_exe
 from backend.record import FinishRecord
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 DETECT_SHARE = 0.2  # share of the progress bar for vidstab's analysis pass
+PREPARED_FILE = "prepared_frames.mkv"  # frames made in Python, kept by the vidstab analysis pass
 
 Report = Callable[[float, str, "int | None", "int | None"], None]
 
@@ -112,7 +114,12 @@ def finish(source: FrameSource, *, target: FinishTarget, options: FinishOptions,
     lut_file = _stage_lut(options.lut, workdir)
     transforms = None
     if options.stabilize == "vidstab":
-        transforms = _detect_shake(source, shape, workdir, progress, cancelled)
+        # Frames made in Python (flow, RIFE, a model upscale) are kept losslessly by the analysis pass and read
+        # back by the encode pass, rather than made a second time.
+        made = workdir / PREPARED_FILE if isinstance(source, finish_frames.PreparedSource) else None
+        transforms = _detect_shake(source, shape, workdir, progress, cancelled, keep=made)
+        if made is not None:
+            source = VideoFileClip(made, source.fps, source.width, source.height, len(source))
     out = OutputShape(target.width, target.height, target.fps, target.total_frames)
     plan = filtergraph.build_graph(shape, out, options, lut_file=lut_file, transforms_file=transforms)
     encoder, encoder_note = export.choose_encoder(options.encoder)
@@ -196,13 +203,16 @@ def _destination(output_path: Path, fmt: export.OutputFormat) -> Path:
 
 
 def _detect_shake(source: FrameSource, shape: SourceShape, workdir: Path, progress: _Progress,
-                  cancelled: Callable[[], None]) -> str:
-    """vidstab pass 1 over the source; returns the transforms file name (relative to ``workdir``)."""
+                  cancelled: Callable[[], None], keep: Path | None = None) -> str:
+    """vidstab pass 1 over the source; returns the transforms file name (relative to ``workdir``).
+    With ``keep``, the frames it read are also written there, losslessly (FFV1)."""
     name = filtergraph.TRANSFORMS_FILE
     (workdir / name).unlink(missing_ok=True)
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y",
             *export.input_args(shape.width, shape.height, filtergraph.rate_text(shape.fps)),
             "-vf", filtergraph.detect_graph(name), "-f", "null", "-"]
+    if keep is not None:
+        args += ["-map", "0:v", "-c:v", "ffv1", "-level", "3", str(keep)]
     progress.detecting(len(source))
     try:
         export.run_ffmpeg(args, source.frames(), shape=(shape.height, shape.width, 3), cwd=workdir,
