@@ -135,7 +135,7 @@ def test_with_vidstab_the_frames_made_in_python_are_made_once(tmp_path: Path, mo
     kept = list(iter_frames(tmp_path / "w" / "prepared_frames.mkv"))
     again = list(interpolation.retime(clip.frames(), interpolation.positions(8, 24, 24, 8),
                                       interpolation.FlowInterpolator()))
-    assert len(kept) == 24 and all(np.array_equal(a, b) for a, b in zip(kept, again))  # kept losslessly
+    assert len(kept) == 24 and all(np.array_equal(a, b) for a, b in zip(kept, again))  # bit-exact
 
 
 @pytest.mark.ffmpeg
