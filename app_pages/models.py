@@ -16,7 +16,7 @@ from backend.models.registry import MODEL_SETS, ModelRef
 from backend.monitor import folder_size, read_disk
 
 LEVEL_LABELS = {"gpu": "all on the GPU", "model_offload": "model offload", "group_offload": "group offload",
-                "sequential_offload": "sequential offload"}
+                "fp8_group_offload": "fp8 weights + group offload", "sequential_offload": "sequential offload"}
 KIND_ROLES = {needs.WEIGHTS: "finishing (an upscaler or RIFE frame interpolation, when the job asks for it)",
               needs.PLANNER: "storyboard planner (planner: llm)",
               needs.IP_ADAPTER: "keyframe consistency (consistency: ip-adapter, or auto when it is downloaded)"}
@@ -38,7 +38,8 @@ def facts(ref: ModelRef, kind: str) -> list[str]:
     elif ref.is_tiny:
         lines.append("Runs on the CPU in seconds; built on this machine, nothing to download.")
     if ref.repo_id:
-        lines.append(f"Download: {ref.size_gb:.{1 if ref.size_gb >= 0.1 else 2}f} GB from {ref.repo_id}")
+        lines.append(f"Download: {ref.size_gb:.{1 if ref.size_gb >= 0.1 else 2}f} GB from {ref.repo_id}, "
+                     f"{pin_text(ref)}")
     elif not ref.is_tiny:
         lines.append("No public download: put its file into the models folder by hand.")
     if ref.licence:
@@ -48,6 +49,15 @@ def facts(ref: ModelRef, kind: str) -> list[str]:
                      "access token (above) before downloading.")
     lines.extend(ref.notes)
     return lines
+
+
+def pin_text(ref: ModelRef) -> str:
+    """What exactly is downloaded: a commit of the repository, or the published file by its SHA-256."""
+    if len(ref.revision) == 40:
+        return f"pinned to commit {ref.revision[:12]}"
+    if ref.sha256:
+        return f"pinned to the published file's SHA-256 {ref.sha256[:12]}…"
+    return f"revision '{ref.revision}' (not pinned)"
 
 
 def model_card(ref: ModelRef, kind: str) -> None:

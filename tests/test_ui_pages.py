@@ -136,7 +136,8 @@ def test_gallery_lists_filters_reuses_and_deletes_with_confirmation(idle_studio:
 def test_models_page_shows_status_and_handles_offline_download(idle_studio: Path) -> None:  # noqa: F811 - pytest fixture
     at = open_page(run(new_app()), "app_pages/models.py")
     page = texts(at)
-    for expected in ("SDXL base", "Stable Video Diffusion XT", "output is noise", "models/ uses", "missing"):
+    for expected in ("SDXL base", "Stable Video Diffusion XT", "output is noise", "models/ uses", "missing",
+                     "pinned to commit 462165984030", "pinned to the published file's SHA-256 e55fd00f3cc1"):
         assert expected in page
     for key in ("sdxl-base", "svd-xt", "tiny-sdxl"):
         assert at.button(key=f"m_verify_{key}") is not None
