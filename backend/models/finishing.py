@@ -3,22 +3,20 @@
 A real preset's file lives in ``<models_root>/<key>/`` (fetched from its Hub repository with
 ``python -m backend models download KEY``, or put there by hand); the tiny test twins are random-weight
 networks built on first use into ``<models_root>/tiny/<name>/`` and then loaded from their file exactly as
-a downloaded file is (spandrel for the upscaler, ``backend.models.rife`` for RIFE). A missing file, or one that is not the
-published file a preset is pinned to (its SHA-256), is one sentence naming the fix.
+a downloaded file is (spandrel for the upscaler, ``backend.models.rife`` for RIFE). A missing file, or one
+that is not the published file a preset is pinned to (its SHA-256), is one sentence naming the fix.
 
-    python -m backend models download realesrgan-x4plus   (or: python -m backend.models.finishing download …)
+    python -m backend models download realesrgan-x4plus
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
-import sys
 from pathlib import Path
 
-from backend.errors import DownloadError, ModelNotAvailable
-from backend.models.download_command import run_download_command
-from backend.models.registry import FINISHING_MODELS, ModelRef
+from backend.errors import ModelNotAvailable
+from backend.models.registry import ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +42,7 @@ def weights_file(ref: ModelRef, models_root: Path) -> Path:
         fix = (f"run `python -m backend models download {ref.key}` (fetches {ref.allow_patterns[0]} "
                f"from {ref.hub_url} into {folder})")
     else:
-        fix = (f"no public checkpoint in the studio's format is published yet, so put {ref.allow_patterns[0]} "
-               f"(and its .json config) into {folder}")
+        fix = f"it has no public download, so put {ref.allow_patterns[0]} into {folder}"
     raise ModelNotAvailable(f"{ref.label} is not downloaded: {fix}, or choose the method that needs no "
                             f"download ({_no_download_method(ref)}).")
 
@@ -85,26 +82,6 @@ def _matching(folder: Path, ref: ModelRef) -> Path | None:
     return None
 
 
-def download_weights(ref: ModelRef, models_root: Path, *, token: str | None = None) -> Path:
-    """Fetch ``ref``'s weights file from its Hub repository into ``<models_root>/<key>/``."""
-    if not ref.repo_id:
-        raise DownloadError(f"{ref.key} has no Hub repository to download from.")
-    from huggingface_hub import hf_hub_download
-
-    folder = Path(models_root) / ref.key
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        path = hf_hub_download(ref.repo_id, ref.allow_patterns[0], revision=ref.revision, local_dir=folder,
-                               token=token)
-    except Exception as exc:  # noqa: BLE001 - the hub's many failures become one sentence
-        raise DownloadError(f"Could not download {ref.key} from {ref.hub_url}: {exc}") from exc
-    problem = pin_problem(ref, Path(path))
-    if problem:
-        Path(path).unlink(missing_ok=True)
-        raise DownloadError(f"{problem} It is what {ref.hub_url} serves now; please report this.")
-    return Path(path)
-
-
 # --- the tiny twins ----------------------------------------------------------------------------------
 
 def _ensure_tiny(ref: ModelRef, models_root: Path) -> Path:
@@ -140,10 +117,3 @@ def build_tiny_rife(path: Path) -> None:
 
 
 BUILDERS = {"upscaler": build_tiny_upscaler, "rife": build_tiny_rife}
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_download_command("backend.models.finishing", FINISHING_MODELS, download_weights, argv)
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import replace
 from pathlib import Path
 
-from backend.errors import DownloadError, ModelNotAvailable
-from backend.models.download_command import run_download_command
+from backend.errors import ModelNotAvailable
 from backend.models.registry import Component, ModelRef
 
 log = logging.getLogger(__name__)
@@ -97,24 +95,6 @@ def with_adapter(model: ModelRef, adapter: ModelRef) -> ModelRef:
     return replace(model, components=model.components + adapter.components)
 
 
-def download(ref: ModelRef, models_root: Path, *, token: str | None = None) -> Path:
-    """Fetch the weights and image encoder into ``<models_root>/<key>/``, in the repository's layout."""
-    if ref.is_tiny:
-        return ensure_adapter(ref, models_root)
-    from huggingface_hub import hf_hub_download
-
-    folder = adapter_folder(ref, models_root)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ref.allow_patterns:
-        try:
-            hf_hub_download(ref.repo_id, name, revision=ref.revision, local_dir=folder, token=token)
-        except Exception as exc:  # noqa: BLE001 - the hub's many failures become one sentence
-            said = " ".join(str(exc).split())[:160]
-            raise DownloadError(f"Could not download {name} of {ref.key} from {ref.hub_url} ({type(exc).__name__}: "
-                                f"{said}); check the network and run `{DOWNLOAD_COMMAND}` again.") from exc
-    return folder
-
-
 # --- the tiny twin --------------------------------------------------------------------------------------
 
 def _ensure_tiny(ref: ModelRef, models_root: Path) -> Path:
@@ -179,10 +159,3 @@ def adapter_tensors(unet_config: dict, embed_dim: int, num_tokens: int = 4) -> d
             tensors[f"ip_adapter.{key_id}.to_{kind}_ip.weight"] = torch.randn(hidden, cross) * cross ** -0.5
         key_id += 2
     return {key: value.contiguous() for key, value in tensors.items()}
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_download_command("backend.models.ip_adapter", IP_ADAPTERS, download, argv)
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from backend.errors import DownloadError, ModelNotAvailable
-from backend.models.download_command import run_download_command
+from backend.errors import ModelNotAvailable
 from backend.models.registry import ModelRef
 from backend.prompting import PlanRejected, ShotPlan, parse_llm_plan, plan_shot, planner_messages
 from backend.prompting.llm_schema import fallback_sentence
@@ -139,30 +137,3 @@ def generate_reply(folder: Path, messages: list[dict], new_tokens: int, *, size_
         gc.collect()
         if device == "cuda":
             torch.cuda.empty_cache()
-
-
-def download_planner(ref: ModelRef, models_root: Path, *, token: str | None = None) -> Path:
-    """Fetch ``ref``'s files (the preset's ``allow_patterns``) from the Hub into ``<models_root>/<key>/``."""
-    if not ref.repo_id:
-        raise DownloadError(f"{ref.key} is built here, not downloaded.")
-    from huggingface_hub import snapshot_download
-
-    from backend.models.downloads import check_free_space
-
-    folder = Path(models_root) / ref.key
-    check_free_space(ref, folder)  # the Hub only warns when the disk is too small
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        snapshot_download(repo_id=ref.repo_id, revision=ref.revision, local_dir=folder,
-                          allow_patterns=list(ref.allow_patterns), token=token)
-    except Exception as exc:  # noqa: BLE001 - the Hub's many failures become one sentence
-        raise DownloadError(f"Could not download {ref.key} from {ref.hub_url} ({type(exc).__name__}); check the "
-                            f"connection and run `{download_command(ref)}` again (it resumes).") from exc
-    return folder
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_download_command("backend.models.llm_planner", PLANNER_MODELS, download_planner, argv)
-
-if __name__ == "__main__":
-    sys.exit(main())
