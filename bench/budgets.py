@@ -48,13 +48,13 @@ def budget_rows(bench: "Bench") -> dict[str, Any]:
     for gb in bench.args.budgets:
         hardware = detect_hardware(vram_gb=gb, compute_capability=capability)
 
-        def motion_key(engine: str) -> str:  # the planner may substitute another engine on a small card
-            return motion.choose_motion(bench.model_set, engine, "standard", 24, hardware).ref.key
+        def motion_key(engine: str, preset: str) -> str:  # the planner may substitute another engine on a small card
+            return motion.choose_motion(bench.model_set, engine, preset, 24, hardware).ref.key
 
-        jobs = [(s.stage, [keyframe_key if s.stage == "keyframes" else motion_key(s.stage)],
+        jobs = [(s.stage, [keyframe_key if s.stage == "keyframes" else motion_key(s.stage, s.preset)],
                  lambda parked, s=s: _budget_stage(bench, s, parked, hardware)) for s in bench.shapes()]
         if gb in bench.args.budget_video:
-            keys = [keyframe_key, motion_key("svd")]
+            keys = [keyframe_key, motion_key("svd", "standard")]
             jobs.append(("video", keys, lambda parked: _budget_video(bench, parked, hardware)))
         for stage, keys, job in jobs:
             row: dict[str, Any] = {"budget_gb": gb, "stage": stage, "models": keys}

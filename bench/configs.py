@@ -1,10 +1,11 @@
 """What the pipeline benchmark runs: stage shapes, full-size configs, the pipeline factory, the plain call.
 
 Full size means the published architectures of SDXL base 1.0, Stable Video Diffusion XT, CogVideoX-5B-I2V
-and (``bench.engine_configs``) LTX-Video 2B, Wan 2.1 FLF2V 14B and SkyReels-V2 DF 1.3B with random weights:
-the time and memory of a denoising step do not depend on the weight values. The configs are written from
-the models' published ``config.json`` files (no hub access). Text is tokenised by the tiny offline
-tokenizers of the test set (ids far below the full vocabularies; text encoding costs little anyway).
+and (``bench.engine_configs``) LTX-Video 2B and 13B distilled (stage ``ltx13b``: the LTX engine under the quick
+preset), Wan 2.1 FLF2V 14B and SkyReels-V2 DF 1.3B with random weights: the time and memory of a denoising
+step do not depend on the weight values. The configs are written from the models' published ``config.json``
+files (no hub access). Text is tokenised by the tiny offline tokenizers of the test set (ids far below the
+full vocabularies; text encoding costs little anyway).
 ``--size tiny`` loads the tiny test set through the studio's own loader; ``--weights local`` the real models.
 """
 
@@ -32,6 +33,9 @@ class StageShape:
     height: int
     frames: int
     steps: int
+    # The quality preset whose motion model ``model_key`` is (``registry.motion_model_for``): "quick" picks the
+    # step-distilled LTX 13B (no CFG) where "standard" picks LTX 2B.
+    preset: str = "standard"
 
     @property
     def ref(self) -> ModelRef:
@@ -59,6 +63,8 @@ STAGES: dict[str, dict[str, StageShape]] = {
         "ltx": StageShape("ltx", "ltx-2b", 768, 512, 121, 25),
         "skyreels": StageShape("skyreels", "skyreels-v2-df-1.3b", 960, 544, 97, 25),  # one base window
         "wan": StageShape("wan", "wan-flf2v-14b", 1280, 720, 81, 25),  # from a start to an end keyframe
+        # The quick preset's LTX: 13B step-distilled, its registry geometry, 8 steps at guidance 1.0 (no CFG).
+        "ltx13b": StageShape("ltx", "ltx-13b-distilled", 768, 512, 121, 8, preset="quick"),
     },
     # Three steps, so that seconds per step is measured over more than one interval; few frames keep
     # the tiny temporal VAEs (the slowest part of a tiny call) quick on a 2-core CI machine.
@@ -69,6 +75,7 @@ STAGES: dict[str, dict[str, StageShape]] = {
         "ltx": StageShape("ltx", "tiny-ltx", 96, 64, 17, 3),  # 8k+1 frames
         "skyreels": StageShape("skyreels", "tiny-skyreels-df", 64, 48, 17, 3),  # its native base window
         "wan": StageShape("wan", "tiny-wan-flf2v", 32, 32, 9, 3),  # 4k+1 frames
+        "ltx13b": StageShape("ltx", "tiny-ltx", 96, 64, 17, 3, preset="quick"),  # the tiny set's ltx-quick
     },
 }
 VIDEO: dict[str, VideoShape] = {
@@ -143,7 +150,8 @@ COGVIDEOX_SCHEDULER: dict[str, Any] = dict(
     steps_offset=0, timestep_spacing="trailing",
 )
 
-FULL_KEYS = ("sdxl-base", "svd-xt", "cogvideox-5b-i2v", "ltx-2b", "wan-flf2v-14b", "skyreels-v2-df-1.3b")
+FULL_KEYS = ("sdxl-base", "svd-xt", "cogvideox-5b-i2v", "ltx-2b", "ltx-13b-distilled", "wan-flf2v-14b",
+             "skyreels-v2-df-1.3b")
 FIRST_LAST = ("wan",)  # stages conditioned on a start and an end keyframe
 
 
@@ -175,7 +183,7 @@ def build_full(model_key: str, models_root: Path, *, device: str, dtype: Any) ->
     from backend.models.tiny import ensure_tiny_model
     from bench import engine_configs as engines
 
-    if model_key not in FULL_KEYS:  # e.g. the quick preset's LTX 13B, which the planner may pick
+    if model_key not in FULL_KEYS:  # e.g. SDXL-Turbo, the quick preset's keyframe model
         raise ValueError(f"no full-size config for {model_key!r}; known: {', '.join(FULL_KEYS)}")
     tiny_name = {"sdxl-base": "sdxl", "cogvideox-5b-i2v": "cogvideox-i2v", **engines.TOKENIZERS}.get(model_key)
     tokenizer = (AutoTokenizer.from_pretrained(ensure_tiny_model(tiny_name, models_root) / "tokenizer")

@@ -1,4 +1,4 @@
-"""Full-size configs of the keyframe and long-video engines: LTX-Video 2B, Wan 2.1 FLF2V 14B, SkyReels-V2 DF 1.3B.
+"""Full-size configs of the motion engines: LTX-Video 2B and 13B distilled, Wan 2.1 FLF2V 14B, SkyReels-V2 DF 1.3B.
 
 Written from the models' published ``config.json`` files (diffusers format; no hub access here), as
 ``bench.configs`` does for SDXL, SVD and CogVideoX: random weights, real architectures, so a denoising
@@ -37,6 +37,27 @@ LTX_VAE: dict[str, Any] = dict(
 # own sigmas, and a flow-matching Euler step is one denoiser call whatever the shift.
 LTX_SCHEDULER: dict[str, Any] = dict(shift=1.0, use_dynamic_shifting=False, shift_terminal=0.1, base_shift=0.95,
                                      max_shift=2.05, base_image_seq_len=1024, max_image_seq_len=4096)
+
+# ---- LTX-Video 0.9.7 13B distilled (Lightricks/LTX-Video-0.9.7-distilled, "ltx-13b-distilled", quick preset) --
+
+# transformer/config.json of 0.9.7 (dev and distilled share the architecture): 48 layers of 32 x 128, text
+# cross-attention at 4096. Source: diffusers scripts/convert_ltx_to_diffusers.py, get_transformer_config("0.9.7")
+# (added with the 0.9.7 support, huggingface/diffusers#11516, commit 06fee551); the same values are the config
+# Lightricks/LTX-Video-Trainer (src/ltxv_trainer/model_loader.py, _load_ltxv_13b_transformer) loads both 13B
+# 0.9.7 checkpoints with, and the original-format 13B config (AI-Hypercomputer/maxdiffusion,
+# src/maxdiffusion/models/ltx_video/xora_v1.2-13B-balanced-128.json) has the same 48 x 32 x 128 / 4096.
+# Every value not named here is the 0.9.5 one, in both sources. Built: 13.043 B (the "13B").
+LTX13B_TRANSFORMER: dict[str, Any] = dict(LTX_TRANSFORMER, attention_head_dim=128, cross_attention_dim=4096,
+                                          num_layers=48)
+# vae/config.json of 0.9.7 is the 0.9.5 VAE (1.247 B, not 0.9.0's 0.419 B): get_vae_config("0.9.7") in the
+# same script has exactly the 0.9.5 values, and LTX-Video-Trainer's load_vae loads the VAE of the 13B 0.9.7
+# versions from Lightricks/LTX-Video-0.9.5/vae ("share the same VAE as LTXV_2B_095"). The Hub file itself
+# could not be read here (no hub access).
+LTX13B_VAE: dict[str, Any] = LTX_VAE
+# scheduler: the script saves 0.9.5 and 0.9.7 with FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False),
+# the other values at their defaults; the distilled repo's own file is not known here. LTXConditionPipeline
+# passes its own sigmas, so one Euler step is one denoiser call whatever the shift.
+LTX13B_SCHEDULER: dict[str, Any] = dict(use_dynamic_shifting=False)
 
 # ---- Wan 2.1 first-last-frame 14B 720P (Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers, "wan-flf2v-14b") ---------
 
@@ -78,9 +99,15 @@ SKYREELS_TRANSFORMER: dict[str, Any] = dict(
 SKYREELS_SCHEDULER: dict[str, Any] = dict(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=8.0,
                                           num_train_timesteps=1000, solver_order=2)
 
-ENGINE_KEYS = ("ltx-2b", "wan-flf2v-14b", "skyreels-v2-df-1.3b")
+ENGINE_KEYS = ("ltx-2b", "ltx-13b-distilled", "wan-flf2v-14b", "skyreels-v2-df-1.3b")
 # The tiny twin whose offline tokenizer the full-size pipeline borrows.
-TOKENIZERS = {"ltx-2b": "ltx-condition", "wan-flf2v-14b": "wan-flf2v", "skyreels-v2-df-1.3b": "skyreels-df"}
+TOKENIZERS = {"ltx-2b": "ltx-condition", "ltx-13b-distilled": "ltx-condition", "wan-flf2v-14b": "wan-flf2v",
+              "skyreels-v2-df-1.3b": "skyreels-df"}
+# The LTX presets: (transformer, VAE, scheduler) configs; both load as LTXConditionPipeline with T5-XXL.
+LTX_CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    "ltx-2b": (LTX_TRANSFORMER, LTX_VAE, LTX_SCHEDULER),
+    "ltx-13b-distilled": (LTX13B_TRANSFORMER, LTX13B_VAE, LTX13B_SCHEDULER),
+}
 
 
 def engine_modules(model_key: str, tokenizer: Any) -> dict[str, Any]:
@@ -95,10 +122,11 @@ def engine_modules(model_key: str, tokenizer: Any) -> dict[str, Any]:
     from transformers import CLIPVisionConfig, CLIPVisionModel, T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
     ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
-    if model_key == "ltx-2b":  # T5-XXL v1.1 encoder, as CogVideoX
+    if model_key in LTX_CONFIGS:  # T5-XXL v1.1 encoder, as CogVideoX (the 2B and the 13B share it)
+        transformer, vae, _ = LTX_CONFIGS[model_key]
         return {"text_encoder": _seeded(lambda: T5EncoderModel(T5Config(**T5_XXL, **ids))),
-                "vae": _seeded(lambda: AutoencoderKLLTXVideo(**LTX_VAE)),
-                "transformer": _seeded(lambda: LTXVideoTransformer3DModel(**LTX_TRANSFORMER))}
+                "vae": _seeded(lambda: AutoencoderKLLTXVideo(**vae)),
+                "transformer": _seeded(lambda: LTXVideoTransformer3DModel(**transformer))}
     modules = {"text_encoder": _seeded(lambda: UMT5EncoderModel(UMT5Config(**UMT5_XXL, **ids))),
                "vae": _seeded(lambda: AutoencoderKLWan(**WAN_VAE))}
     if model_key == "wan-flf2v-14b":
@@ -114,9 +142,9 @@ def engine_pipeline(model_key: str, modules: dict[str, Any], tokenizer: Any) -> 
     import diffusers
     from transformers import CLIPImageProcessor
 
-    if model_key == "ltx-2b":
-        return diffusers.LTXConditionPipeline(
-            **modules, tokenizer=tokenizer, scheduler=diffusers.FlowMatchEulerDiscreteScheduler(**LTX_SCHEDULER))
+    if model_key in LTX_CONFIGS:
+        scheduler = diffusers.FlowMatchEulerDiscreteScheduler(**LTX_CONFIGS[model_key][2])
+        return diffusers.LTXConditionPipeline(**modules, tokenizer=tokenizer, scheduler=scheduler)
     if model_key == "wan-flf2v-14b":
         processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
         return diffusers.WanImageToVideoPipeline(
@@ -141,8 +169,9 @@ def plain_engine_call(pipe: Any, shape: StageShape, images: list[Any], negative:
     if shape.stage == "ltx":
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
+        # A step-distilled preset (cfg=False, the 13B distilled) runs at guidance 1.0: no CFG batch, as the studio.
         return pipe(conditions=[LTXVideoCondition(image=images[0], frame_index=0)], frame_rate=ref.fps,
-                    guidance_scale=ltx.GUIDANCE, decode_timestep=ltx.DECODE_TIMESTEP,
+                    guidance_scale=ltx.GUIDANCE if ref.cfg else 1.0, decode_timestep=ltx.DECODE_TIMESTEP,
                     image_cond_noise_scale=ltx.IMAGE_COND_NOISE_SCALE, **text).frames[0]
     if shape.stage == "wan":
         return pipe(image=images[0], last_image=images[-1], guidance_scale=wan.GUIDANCE, **text).frames[0]

@@ -198,7 +198,8 @@ def full_size_flops(models_root: Any) -> dict[str, Any]:
                      "tflops_per_run": round(flops * shape.steps / 1e12, 1),
                      "h100_spec_limit_s": round(flops * shape.steps / (peak * 1e12), 2)})
     return {"schema": "bench.pipeline.flops/1", "rows": rows,
-            "note": "one denoising step with CFG (one call of batch 2; Wan and SkyReels: two calls of batch 1), "
+            "note": "one denoising step with CFG (one call of batch 2; Wan and SkyReels: two calls of batch 1; "
+                    "the step-distilled LTX 13B: one call of batch 1, no CFG), "
                     "counted by torch.utils.flop_counter on the meta device (matmul, conv, attention); "
                     "h100_spec_limit_s = FLOPs per run / 989.4 TFLOP/s"}
 

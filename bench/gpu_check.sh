@@ -13,11 +13,14 @@
 #   rife            RIFE at 1080p, published network size, random weights: speed and peak GPU memory (~30 s)
 #   engine-budgets  LTX and SkyReels under 8/12/16/24 GB (2 steps run): takes what is left of the first call
 # The rest does not fit after those (the default list still tries them, and skips what has no time left):
-# run them in later calls, PARTS="stages budgets" bash bench/gpu_check.sh, then PARTS="wan-budgets fast-paths".
+# run them in later calls, PARTS="stages budgets" bash bench/gpu_check.sh, then PARTS="wan-budgets fast-paths",
+# then PARTS=ltx13b.
 #   wan-budgets     Wan under 24 and 8 GB (group offload; fp8 weights and 49-frame calls at 8 GB), 2 steps run
 #   stages          SDXL, SVD-XT, CogVideoX vs plain diffusers (10 steps run) + the whole 10 s 1080p30 video
 #   budgets         SDXL, SVD-XT, CogVideoX under 8/12/16/24 GB, and the whole video at 8 GB
 #   fast-paths      bf16, SDPA backends, compile, channels_last, VAE tiling, caches, resident, NVENC (old engines)
+#   ltx13b          LTX-Video 13B distilled (quick preset) 768x512x121, 8 steps without CFG, vs plain diffusers
+#                   (3 steps run): builds 19 B parameters (38 GB), a step is 171 TFLOP (~0.3 s); ~90 s, not measured
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-check}
@@ -55,7 +58,7 @@ rife() {  # bench.interpolation at a small quality size (flow/minterpolate/blend
   echo "rife: exit $? after $((SECONDS - started)) s" | tee -a "$out/summary.txt"
 }
 only="--fast-paths none --no-video"
-for part in ${PARTS:-engines wan rife engine-budgets wan-budgets stages budgets fast-paths}; do
+for part in ${PARTS:-engines wan rife engine-budgets wan-budgets stages budgets fast-paths ltx13b}; do
   case $part in
     rife) rife ;;
     engines) run engines 140 --stages motion --engines ltx,skyreels $only --budgets none --repeat 1 --max-steps 3 ;;
@@ -70,6 +73,7 @@ for part in ${PARTS:-engines wan rife engine-budgets wan-budgets stages budgets 
       --budgets 8,12,16,24 --budget-video 8 ;;
     fast-paths) run fast-paths 220 --no-stage-rows --stages keyframes,motion,finish --engines svd,cogvideox --no-video \
       --budgets none --fast-paths all --max-steps 10 --repeat 1 ;;
+    ltx13b) run ltx13b 180 --stages motion --engines ltx13b $only --budgets none --repeat 1 --max-steps 3 ;;
     *) echo "$part: unknown part" | tee -a "$out/summary.txt" ;;
   esac
 done

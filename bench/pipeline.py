@@ -98,7 +98,8 @@ class Bench:
 
     def spec(self, shape: StageShape, steps: int) -> JobSpec:
         engine = shape.stage if shape.stage != "keyframes" else "svd"
-        return JobSpec(prompt=PROMPT, seed=SEED, steps=steps, engine=engine, model_set=self.model_set).validate()
+        return JobSpec(prompt=PROMPT, seed=SEED, steps=steps, engine=engine, model_set=self.model_set,
+                       preset=shape.preset).validate()  # quick: the step-distilled model (ltx13b)
 
     def motion_choice(self, shape: StageShape, hardware: Any) -> motion.MotionChoice:
         spec = self.spec(shape, shape.steps)

@@ -28,7 +28,7 @@ def denoiser_inputs(stage: StageShape, denoiser: Any, *, batch: int = 2, device:
     """
     import torch
 
-    if stage.stage in SPLIT_CFG:
+    if stage.stage in SPLIT_CFG or not stage.ref.cfg:  # split CFG, or none at all (step-distilled, guidance 1)
         batch = max(1, batch // 2)
 
     dtype = dtype or denoiser.dtype

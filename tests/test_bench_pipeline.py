@@ -21,7 +21,7 @@ from bench.flops import DenoiserProbe, Peak, StepClock, Timed, count_flops, mfu,
 from bench.report import FAST_PATH_STAGES
 from bench.synthetic import calls_per_step, denoiser_inputs
 
-MODEL_STAGES = ("keyframes", "svd", "cogvideox", "ltx", "skyreels", "wan")
+MODEL_STAGES = ("keyframes", "svd", "cogvideox", "ltx", "skyreels", "wan", "ltx13b")  # the STAGES names, in order
 NEW_ENGINES = {"ltx": "ltx-2b", "skyreels": "skyreels-v2-df-1.3b", "wan": "wan-flf2v-14b"}
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +39,13 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def _rows(report: dict) -> dict[str, dict]:
+    """The stage rows by STAGES name (a row's "stage" is its engine: ltx13b's row says "ltx")."""
+    rows = report["stages"]
+    assert [row["stage"] for row in rows] == [STAGES["tiny"][name].stage for name in MODEL_STAGES] + ["finish"]
+    return dict(zip([*MODEL_STAGES, "finish"], rows))
+
+
 def test_header_says_what_ran(tiny_report: dict) -> None:
     assert tiny_report["schema"] == "bench.pipeline/1"
     assert tiny_report["size"] == "tiny" and tiny_report["device"]["kind"] == "cpu"
@@ -49,8 +56,8 @@ def test_header_says_what_ran(tiny_report: dict) -> None:
 
 
 def test_every_stage_is_timed_against_its_baseline(tiny_report: dict) -> None:
-    rows = {row["stage"]: row for row in tiny_report["stages"]}
-    assert list(rows) == [*MODEL_STAGES, "finish"]
+    assert tuple(STAGES["tiny"]) == tuple(STAGES["full"]) == MODEL_STAGES
+    rows = _rows(tiny_report)
     for name, row in rows.items():
         assert row["studio"]["seconds"] > 0 and row["baseline"]["seconds"] > 0, name
         assert _finite(row["ratio"]) and row["ratio"] > 0, name
@@ -109,7 +116,7 @@ def test_synthetic_denoiser_inputs_count_the_same_flops_as_the_real_call(tiny_re
     from backend.paths import runtime_paths
 
     factory = PipelineFactory("random", runtime_paths().models, "cpu", torch.float32)
-    captured = {row["stage"]: row.get("flops_per_step") for row in tiny_report["stages"]}
+    captured = {name: row.get("flops_per_step") for name, row in _rows(tiny_report).items()}
     for name in MODEL_STAGES:
         shape = STAGES["tiny"][name]
         assert synthetic_flops(shape, denoiser_of(factory.get(shape.model_key))) == captured[name], name
@@ -143,7 +150,7 @@ def test_full_size_configs_have_the_published_parameter_counts() -> None:
     from backend.models.registry import find_model
     from backend.paths import runtime_paths
 
-    for key in ("sdxl-base", "svd-xt", "cogvideox-5b-i2v", *NEW_ENGINES.values()):
+    for key in ("sdxl-base", "svd-xt", "cogvideox-5b-i2v", *NEW_ENGINES.values(), "ltx-13b-distilled"):
         pipe = build_full(key, runtime_paths().models, device="meta", dtype=torch.bfloat16)
         assert type(pipe).__name__ == find_model(key).pipeline_class  # the class the studio loads
         for component in find_model(key).components:
@@ -153,6 +160,22 @@ def test_full_size_configs_have_the_published_parameter_counts() -> None:
             assert next(module.parameters()).dtype == torch.bfloat16
     ltx = build_full("ltx-2b", runtime_paths().models, device="meta", dtype=torch.bfloat16)
     assert 1.9 <= sum(p.numel() for p in ltx.transformer.parameters()) / 1e9 <= 2.0  # "2B"
+    ltx13b = build_full("ltx-13b-distilled", runtime_paths().models, device="meta", dtype=torch.bfloat16)
+    assert 13.0 <= sum(p.numel() for p in ltx13b.transformer.parameters()) / 1e9 <= 13.1  # "13B"
+    assert ltx13b.vae.config == ltx.vae.config  # 0.9.7 kept 0.9.5's VAE
+
+
+def test_the_13b_stage_is_the_quick_preset_of_the_ltx_engine() -> None:
+    """ltx13b runs the LTX engine under the quick preset: the step-distilled 13B, no CFG, its registry steps."""
+    from backend.models.registry import motion_model_for
+
+    for size, model_set in (("full", "default"), ("tiny", "tiny")):
+        shape = STAGES[size]["ltx13b"]
+        assert shape.stage == "ltx" and shape.preset == "quick"
+        assert motion_model_for(model_set, shape.stage, shape.preset).key == shape.model_key
+    full = STAGES["full"]["ltx13b"]
+    assert not full.ref.cfg and full.steps == full.ref.default_steps == 8
+    assert (full.width, full.height, full.frames) == (full.ref.width, full.ref.height, full.ref.frames)
 
 
 def test_gpu_check_covers_every_engine_within_the_call_limit() -> None:
@@ -164,7 +187,12 @@ def test_gpu_check_covers_every_engine_within_the_call_limit() -> None:
     deadline = int(re.search(r"GPU_CHECK_SECONDS:-(\d+)", script).group(1))
     assert deadline <= 540 and "timeout" in script
     parts = re.findall(r"^\s+([\w-]+)\) run \S+ (\d+) ", script, re.MULTILINE)
-    assert {"engines", "wan", "engine-budgets"} <= {name for name, _ in parts}
+    assert {"engines", "wan", "engine-budgets", "ltx13b"} <= {name for name, _ in parts}
+    default = re.search(r"PARTS:-([\w -]+)\}", script).group(1).split()
+    assert default[:4] == ["engines", "wan", "rife", "engine-budgets"] and "ltx13b" in default  # the first call
+    for engines in re.findall(r"--engines (\S+)", script):  # every engine a part names is a bench stage
+        assert set(engines.split(",")) <= set(pipeline.ENGINE_NAMES), engines
+    assert "--engines ltx13b" in script
 
 
 def test_gpu_peaks_and_mfu() -> None:
@@ -206,3 +234,17 @@ def test_full_size_needs_cuda_unless_counting_flops(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         pipeline.parse_args(["--size", "full"])
     assert pipeline.parse_args(["--size", "full", "--flops-only"]).flops_only
+
+
+def test_the_studio_side_of_ltx13b_runs_the_13b() -> None:
+    """Bench.spec carries the stage's preset, so the studio's stage code picks the model the baseline runs."""
+    from types import SimpleNamespace
+
+    from backend.models.registry import motion_model_for
+
+    for size, model_set in (("full", "default"), ("tiny", "tiny")):
+        for name, shape in STAGES[size].items():
+            if name == "keyframes":
+                continue
+            spec = pipeline.Bench.spec(SimpleNamespace(model_set=model_set), shape, shape.steps)
+            assert motion_model_for(model_set, spec.engine, spec.preset).key == shape.model_key, (size, name)

@@ -217,9 +217,11 @@ MODELS: dict[str, ModelRef] = {
                  max_sequence_length=128, licence="LTX-Video 0.9.7 licence (open weights; see the model card)",
                  allow_patterns=diffusers_patterns(("text_encoder", "transformer", "vae"),
                                                    ("scheduler", "tokenizer"), None),
-                 size_gb=34.0,
-                 components=(Component("text_encoder", 4.762, "encode"), Component("transformer", 13.0, "denoise"),
-                             Component("vae", 0.419, "decode")),
+                 size_gb=35.5,
+                 # Built on the meta device from the published 0.9.7 configs (bench/engine_configs.py): the transformer
+                 # is 13.043B (48 layers of 32 x 128) and the VAE is 0.9.5's, 1.247B (0.419B was 0.9.0's); T5 as ltx-2b.
+                 components=(Component("text_encoder", 4.762, "encode"),
+                             Component("transformer", 13.043, "denoise"), Component("vae", 1.247, "decode")),
                  memory=MemoryFacts(denoise_gb=3.0, decode_gb=9.0, decode_tiled_gb=2.0, group_fraction=0.05,
                                     step_seconds=1.0, decode_seconds=4.0),
                  cfg=False, default_steps=8, frame_options=(121, 97, 65, 33), scale_options=(0.75, 0.5),
