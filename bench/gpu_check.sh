@@ -15,7 +15,7 @@
 # The rest does not fit after those (the default list still tries them, and skips what has no time left):
 # run them in later calls, PARTS="stages budgets" bash bench/gpu_check.sh, then PARTS="wan-budgets fast-paths",
 # then PARTS=ltx13b.
-#   wan-budgets     Wan under 24 and 8 GB (group offload; fp8 weights and 49-frame calls at 8 GB), 2 steps run
+#   wan-budgets     Wan under 24 and 8 GB (group offload; at 8 GB what the planner picks: capped frames, fp8), 2 steps run
 #   stages          SDXL, SVD-XT, CogVideoX vs plain diffusers (10 steps run) + the whole 10 s 1080p30 video
 #   budgets         SDXL, SVD-XT, CogVideoX under 8/12/16/24 GB, and the whole video at 8 GB
 #   fast-paths      bf16, SDPA backends, compile, channels_last, VAE tiling, caches, resident, NVENC (old engines)
